@@ -1,0 +1,34 @@
+"""convclass: image classification with convolutional networks.
+
+The CLI is a thin layer over these functions, which work the same from a notebook:
+
+    from convclass import train, evaluate, predict, load_model
+    result = train(data="digits", model="cnn3", epochs=20)
+    evaluate(result.run_dir)
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_model", "prepare_data",
+           "TrainConfig", "ConvclassError", "__version__"]
+
+# Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
+_LAZY = {
+    "train": ("convclass.train", "train"),
+    "evaluate": ("convclass.evaluate", "evaluate"),
+    "predict": ("convclass.inference", "predict"),
+    "load_model": ("convclass.inference", "load_model"),
+    "list_models": ("convclass.models", "list_models"),
+    "create_model": ("convclass.models", "create_model"),
+    "prepare_data": ("convclass.data", "prepare_data"),
+    "TrainConfig": ("convclass.config", "TrainConfig"),
+    "ConvclassError": ("convclass.errors", "ConvclassError"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'convclass' has no attribute {name!r}")

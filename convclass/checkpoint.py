@@ -1,0 +1,67 @@
+"""Self-describing checkpoints: plain dicts of tensors and builtins, written atomically, loaded without unpickling code.
+
+A checkpoint holds the weights plus everything needed to use them alone: architecture name and arguments,
+class names, preprocessing (size, channels, mean, std) and metrics; training checkpoints add optimizer,
+scheduler, scaler and RNG state so `--resume` continues exactly.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ConvclassError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "FORMAT"]
+
+FORMAT = "convclass-checkpoint-v1"
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    payload = {"format": FORMAT, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
+    """A run folder means its best.pt (else last.pt); a file is taken as is."""
+    p = Path(run_or_ckpt).expanduser()
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).exists():
+                return p / name
+        raise ConvclassError(f"{p} has no best.pt or last.pt; is it a convclass run folder?")
+    if not p.exists():
+        raise ConvclassError(f"checkpoint {p} not found; pass a run folder (runs/NAME) or a .pt file")
+    return p
+
+
+def load_checkpoint(run_or_ckpt: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = resolve_checkpoint(run_or_ckpt)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = str(e).split("\n")[0][:120]
+        raise ConvclassError(f"refusing to load {path}: it holds pickled Python objects, not only tensors and "
+                             f"plain data ({detail}); use a checkpoint written by convclass") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ConvclassError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:120]}") from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "arch" not in ckpt:
+        raise ConvclassError(f"{path} is not a convclass checkpoint (no model_state/arch); for a bare state dict "
+                             "use --weights when fine-tuning")
+    return ckpt

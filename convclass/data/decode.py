@@ -1,0 +1,105 @@
+"""Decoding a split once into a (N, C, H, W) uint8 tensor, in parallel, cached on disk keyed by the files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .images import BrokenImage, convert_channels, decode_file, is_grey_mode
+from .sources import LabeledSet
+
+__all__ = ["decode_set", "peek_files"]
+
+CACHE_VERSION = 1
+PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
+
+
+def _decode_chunk(args):
+    paths, size, channels = args
+    out, bad = [], []
+    for p in paths:
+        try:
+            out.append(decode_file(p, size, channels))
+        except BrokenImage as e:
+            out.append(None)
+            bad.append((p, str(e)))
+    return out, bad
+
+
+def peek_files(paths: list[str], limit: int = 5000) -> tuple[set[tuple[int, int]], bool]:
+    """Sizes seen and whether every image is grey, from file headers only (no pixel decode)."""
+    sizes, grey = set(), True
+    step = max(1, len(paths) // limit)
+    for p in paths[::step]:
+        try:
+            with Image.open(p) as im:
+                sizes.add(im.size)
+                grey &= is_grey_mode(im.mode) or (im.mode == "P" and _palette_is_grey(im))
+        except Exception:  # broken files are reported by the real decode
+            continue
+    return sizes, grey
+
+
+def _palette_is_grey(im) -> bool:
+    pal = np.asarray(im.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+    return bool(len(pal)) and bool((pal[:, 0] == pal[:, 1]).all() and (pal[:, 1] == pal[:, 2]).all())
+
+
+def _cache_key(paths: list[str], size: int, channels: int) -> str:
+    h = hashlib.sha1(f"v{CACHE_VERSION}|{size}|{channels}".encode())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:20]
+
+
+def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None = None,
+               workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None, list[tuple[str, str]]]:
+    """Returns images (N, H, W, C) uint8, labels (N,), paths of the kept images (or None), broken (path, reason)."""
+    if s.arrays is not None:
+        a = s.arrays
+        if a.shape[1:3] != (size, size):
+            a = np.stack([np.asarray(Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x)
+                                     .resize((size, size), Image.BILINEAR)).reshape(size, size, -1) for x in a])
+        return convert_channels(a, channels), s.labels, None, []
+
+    paths = s.paths or []
+    key = _cache_key(paths, size, channels) if cache_dir else None
+    if key:
+        npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
+        if npy.exists() and meta.exists():
+            m = json.loads(meta.read_text())
+            keep = np.asarray(m["keep"], dtype=np.int64)
+            return np.load(npy), s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]]
+
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if len(paths) >= PARALLEL_MIN and workers > 1:
+        n_chunks = workers * 8
+        chunks = [paths[i::n_chunks] for i in range(n_chunks)]  # interleaved so chunks cost about the same
+        with ProcessPoolExecutor(workers) as ex:
+            results = list(ex.map(_decode_chunk, [(c, size, channels) for c in chunks]))
+        decoded: list = [None] * len(paths)
+        broken = []
+        for i, (out, bad) in enumerate(results):
+            decoded[i::n_chunks] = out
+            broken += bad
+    else:
+        decoded, broken = _decode_chunk((paths, size, channels))
+    keep = [i for i, a in enumerate(decoded) if a is not None]
+    images = np.stack([decoded[i] for i in keep]) if keep else np.zeros((0, size, size, channels), np.uint8)
+    broken.sort()
+    if key:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f"{key}.tmp.npy"
+        np.save(tmp, images)
+        os.replace(tmp, cache_dir / f"{key}.npy")
+        (cache_dir / f"{key}.json").write_text(json.dumps({"keep": keep, "broken": broken}))
+    return images, s.labels[np.asarray(keep, dtype=np.int64)], [paths[i] for i in keep], broken

@@ -1,0 +1,163 @@
+"""Finding images and labels in a folder tree or a CSV: split folders, class folders, Tiny-ImageNet, path,label."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConvclassError
+from .sources import DataSpec, LabeledSet
+
+__all__ = ["scan_folder", "scan_csv", "SPLIT_ALIASES"]
+
+SPLIT_ALIASES = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing", "test_all"),
+}
+# Folders tools and OSes leave behind; never classes, never images.
+IGNORED_DIRS = {".ipynb_checkpoints", "__macosx", "__pycache__", ".git", ".svn", ".ds_store"}
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name.lower() not in IGNORED_DIRS and not name.startswith("__")
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted((p for p in path.iterdir() if p.is_dir() and _visible(p.name)), key=lambda p: p.name)
+
+
+def _files_under(path: Path) -> list[str]:
+    """Every visible file below `path`, recursively, in a stable order."""
+    out = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if _visible(d))
+        out.extend(os.path.join(root, f) for f in sorted(files) if _visible(f))
+    return out
+
+
+def _class_folders(path: Path, notes: list[str]) -> dict[str, list[str]]:
+    found = {}
+    for d in _subdirs(path):
+        files = _files_under(d)
+        if files:
+            found[d.name] = files
+        else:
+            notes.append(f"ignored empty class folder {d}")
+    return found
+
+
+def _labeled(found: dict[str, list[str]], classes: list[str], split: str, root: Path) -> LabeledSet:
+    index = {c: i for i, c in enumerate(classes)}
+    missing = sorted(set(found) - set(index))
+    if missing:
+        raise ConvclassError(
+            f"class(es) {', '.join(missing)} appear in {root}/{split} but not in the training split; "
+            "add training images for them or remove them")
+    paths, labels = [], []
+    for c, files in found.items():
+        paths += files
+        labels += [index[c]] * len(files)
+    return LabeledSet(labels=np.asarray(labels, dtype=np.int64), paths=paths)
+
+
+def _find_split_dirs(path: Path) -> dict[str, Path]:
+    by_lower = {d.name.lower(): d for d in _subdirs(path)}
+    out = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        for a in aliases:
+            if a in by_lower:
+                out[split] = by_lower[a]
+                break
+    return out
+
+
+def scan_folder(path: str | Path) -> DataSpec:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ConvclassError(f"data folder {path} does not exist")
+    if (path / "wnids.txt").exists() and (path / "val" / "val_annotations.txt").exists():
+        return _scan_tiny_imagenet(path)
+    notes: list[str] = []
+    splits = _find_split_dirs(path)
+    if "train" in splits:
+        train_found = _class_folders(splits["train"], notes)
+        if not train_found:
+            raise ConvclassError(f"{splits['train']} has no class sub-folders with images; "
+                                 "expected train/<class>/<image>")
+        classes = sorted(train_found)
+        spec = DataSpec(name=path.name, classes=classes,
+                        train=_labeled(train_found, classes, splits["train"].name, path), notes=notes)
+        for split in ("val", "test"):
+            if split in splits:
+                found = _class_folders(splits[split], notes)
+                if found:
+                    setattr(spec, split, _labeled(found, classes, splits[split].name, path))
+        return spec
+    found = _class_folders(path, notes)
+    if not found:
+        raise ConvclassError(f"{path} holds no images in class sub-folders; expected {path}/<class>/<image> "
+                             f"or {path}/train/<class>/<image>")
+    if len(found) < 2:
+        raise ConvclassError(f"{path} has only one class ({next(iter(found))}); a classifier needs at least two "
+                             "class sub-folders")
+    classes = sorted(found)
+    return DataSpec(name=path.name, classes=classes, train=_labeled(found, classes, "", path), notes=notes)
+
+
+def scan_csv(path: str | Path) -> DataSpec:
+    """A CSV of `path,label` rows (a header row is optional); paths are relative to the CSV's folder."""
+    path = Path(path).expanduser()
+    base = path.parent
+    rows = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise ConvclassError(f"{path} line {i + 1}: expected `path,label`, got {row!r}")
+            rows.append((row[0].strip(), row[1].strip()))
+    if rows and rows[0][0].lower() in ("path", "file", "filename", "image") and not (base / rows[0][0]).exists():
+        rows = rows[1:]
+    if not rows:
+        raise ConvclassError(f"{path} has no `path,label` rows")
+    classes = sorted({label for _, label in rows})
+    index = {c: i for i, c in enumerate(classes)}
+    paths = [str(p if Path(p).is_absolute() else base / p) for p, _ in rows]
+    labels = np.asarray([index[label] for _, label in rows], dtype=np.int64)
+    return DataSpec(name=path.stem, classes=classes, train=LabeledSet(labels=labels, paths=paths))
+
+
+def _scan_tiny_imagenet(path: Path) -> DataSpec:
+    """train/<wnid>/images/*.JPEG and val/images + val_annotations.txt; val serves as the labelled test split."""
+    wnids = [w.strip() for w in (path / "wnids.txt").read_text().split() if w.strip()]
+    words = {}
+    if (path / "words.txt").exists():
+        for line in (path / "words.txt").read_text().splitlines():
+            k, _, v = line.partition("\t")
+            words[k] = v.split(",")[0].strip()
+    classes = sorted(wnids)
+    index = {c: i for i, c in enumerate(classes)}
+    notes = []
+    paths, labels = [], []
+    for c in classes:
+        files = _files_under(path / "train" / c / "images") if (path / "train" / c / "images").is_dir() else \
+            _files_under(path / "train" / c)
+        files = [f for f in files if not f.endswith(".txt")]
+        paths += files
+        labels += [index[c]] * len(files)
+    train = LabeledSet(labels=np.asarray(labels, dtype=np.int64), paths=paths)
+    vpaths, vlabels = [], []
+    for line in (path / "val" / "val_annotations.txt").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] in index and (path / "val" / "images" / parts[0]).exists():
+            vpaths.append(str(path / "val" / "images" / parts[0]))
+            vlabels.append(index[parts[1]])
+    test = LabeledSet(labels=np.asarray(vlabels, dtype=np.int64), paths=vpaths)
+    names = [words.get(c, c) for c in classes] if words else classes
+    if len(set(names)) != len(names):
+        names = classes
+    notes.append("tiny-imagenet: the labelled val/ split is used as the test split")
+    return DataSpec(name=path.name, classes=names, train=train, test=test, notes=notes)

@@ -1,0 +1,160 @@
+"""From `--data` to tensors ready to train on: find the splits, carve missing ones, decode, compute statistics."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConvclassError
+from .builtin import BUILTIN, load_builtin
+from .decode import decode_set, peek_files
+from .folder import scan_csv, scan_folder
+from .sources import DataSpec, LabeledSet
+
+__all__ = ["TensorSplit", "PreparedData", "find_data", "prepare_data", "stratified_split"]
+
+
+@dataclass
+class TensorSplit:
+    x: torch.Tensor            # (N, C, H, W) uint8
+    y: torch.Tensor            # (N,) int64
+    paths: list[str] | None = None  # source files, when the data came from files
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class PreparedData:
+    name: str
+    classes: list[str]
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
+    img_size: int
+    channels: int
+    mean: list[float]          # per channel, on the 0..1 scale, from the training split
+    std: list[float]
+    broken: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.name}: {len(self.classes)} classes, train {len(self.train)} / val {len(self.val)} / "
+                f"test {len(self.test)} images, {self.channels}x{self.img_size}x{self.img_size}")
+
+
+def find_data(data: str, data_root: str = "~/.cache/convclass") -> DataSpec:
+    p = Path(data).expanduser()
+    if p.is_file() and p.suffix.lower() == ".csv":
+        return scan_csv(p)
+    if p.is_dir():
+        return scan_folder(p)
+    key = data.lower().replace("_", "-")
+    if key in BUILTIN or key in ("fashion", "cifar-10", "cifar-100", "tinyimagenet", "flowers"):
+        return load_builtin(data, data_root)
+    raise ConvclassError(f"--data {data!r} is neither a folder, a CSV file, nor a built-in dataset "
+                         f"({', '.join(BUILTIN)})")
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out) with about `fraction` of each class held out (at least one per class of 2+)."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        else:
+            n = 0
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def _resolve_size_and_channels(spec: DataSpec, img_size: int | None, channels: int | None,
+                               default_size: int) -> tuple[int, int]:
+    tr = spec.train
+    if tr.arrays is not None:
+        sizes = {tuple(tr.arrays.shape[1:3])}
+        grey = tr.arrays.shape[-1] == 1
+    else:
+        sizes, grey = peek_files(tr.paths or [])
+    if img_size is None:
+        (w, h), = sizes if len(sizes) == 1 else ((0, 1),)
+        img_size = w if w == h and w > 0 else default_size
+    if channels is None:
+        channels = 1 if grey else 3
+    if channels not in (1, 3):
+        raise ConvclassError(f"--channels must be 1 or 3, not {channels}")
+    return int(img_size), int(channels)
+
+
+def _stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std on the 0..1 scale; chunked so a large uint8 set is never copied as float."""
+    c = x.shape[-1]
+    s, s2, n = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(x), 4096):
+        chunk = x[i:i + 4096].reshape(-1, c).astype(np.float64) / 255.0
+        s += chunk.sum(0)
+        s2 += (chunk ** 2).sum(0)
+        n += len(chunk)
+    mean = s / max(n, 1)
+    std = np.sqrt(np.maximum(s2 / max(n, 1) - mean ** 2, 1e-12))
+    return [float(m) for m in mean], [float(max(v, 1e-3)) for v in std]
+
+
+def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=np.int64)), paths=paths)
+
+
+def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass", img_size: int | None = None,
+                 channels: int | None = None, val_split: float = 0.1, test_split: float = 0.2,
+                 subset: int | None = None, seed: int = 0, default_size: int = 64,
+                 verbose: bool = True) -> PreparedData:
+    spec = find_data(data, data_root)
+    notes = list(spec.notes)
+    train = spec.train
+    if len(train) == 0:
+        raise ConvclassError(f"{data}: the training split is empty")
+    test = spec.test
+    if test is None:
+        keep, held = stratified_split(train.labels, test_split, seed)
+        train, test = train.subset(keep), train.subset(held)
+        notes.append(f"no test split found: held out {len(test)} stratified images ({test_split:.0%}) as test")
+    val = spec.val
+    if val is None:
+        keep, held = stratified_split(train.labels, val_split, seed + 1)
+        train, val = train.subset(keep), train.subset(held)
+    if subset and subset < len(train):
+        _, kept = stratified_split(train.labels, subset / len(train), seed + 2)
+        train = train.subset(kept)
+    size, ch = _resolve_size_and_channels(spec, img_size, channels,
+                                          default_size)
+    cache_dir = Path(data_root).expanduser() / "decoded"
+    broken: list[tuple[str, str]] = []
+    splits = {}
+    for name, s in (("train", train), ("val", val), ("test", test)):
+        imgs, labels, paths, bad = decode_set(s, size, ch, cache_dir if s.paths else None)
+        broken += bad
+        splits[name] = (imgs, labels, paths)
+    if broken and verbose:
+        shown = ", ".join(f"{p} ({r})" for p, r in broken[:20])
+        more = f" and {len(broken) - 20} more" if len(broken) > 20 else ""
+        warnings.warn(f"skipped {len(broken)} unreadable file(s): {shown}{more}", stacklevel=2)
+    if len(splits["train"][0]) == 0:
+        raise ConvclassError(f"{data}: no readable training images (skipped {len(broken)} broken files)")
+    present = set(np.unique(splits["train"][1]).tolist())
+    absent = [spec.classes[c] for c in range(len(spec.classes)) if c not in present]
+    if absent:
+        raise ConvclassError(f"class(es) {', '.join(absent[:10])} have no readable training images; "
+                             "add some or remove the class")
+    mean, std = _stats(splits["train"][0])
+    return PreparedData(
+        name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std, broken=broken,
+        notes=notes, **{k: _to_split(*v) for k, v in splits.items()})

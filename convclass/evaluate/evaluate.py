@@ -1,0 +1,84 @@
+"""`convclass evaluate`: a checkpoint on a split, with only the checkpoint's own preprocessing."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint, resolve_checkpoint
+from ..data import prepare_data
+from ..errors import ConvclassError
+from ..inference import load_model
+from .metrics import classification_metrics
+from .plots import plot_confusion_matrix
+
+__all__ = ["evaluate", "format_report"]
+
+
+def _remap_labels(ds_classes: list[str], model_classes: list[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(model_classes)}
+    unknown = [c for c in ds_classes if c not in index]
+    if unknown:
+        raise ConvclassError(f"the data has class(es) the model was not trained on: {', '.join(unknown[:10])}; "
+                             "evaluate on data with the model's classes")
+    return np.asarray([index[c] for c in ds_classes], dtype=np.int64)
+
+
+def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
+             device: str = "auto", batch_size: int = 256, data_root: str | None = None) -> dict:
+    """Metrics dict for `split` of `data` (default: the data and split settings the model was trained with)."""
+    ckpt_path = resolve_checkpoint(run_or_ckpt)
+    lm = load_model(ckpt_path, device)
+    cfg = load_checkpoint(ckpt_path).get("config", {}) if data is None else {}
+    cfg = cfg or {}
+    data = data or cfg.get("data")
+    if not data:
+        raise ConvclassError("this checkpoint does not record its dataset; pass --data")
+    if split not in ("train", "val", "test"):
+        raise ConvclassError(f"--split must be train, val or test, not {split!r}")
+    pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"), img_size=lm.img_size,
+                      channels=lm.channels, val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
+                      subset=cfg.get("subset"), seed=cfg.get("seed", 0))
+    s = getattr(pd, split)
+    remap = torch.from_numpy(_remap_labels(pd.classes, lm.classes))
+    y = remap[s.y].numpy()
+    probs = lm.predict_proba(s.x, batch_size).numpy()
+    m = classification_metrics(y, probs, lm.classes)
+    m.update(split=split, data=str(data), checkpoint=str(ckpt_path))
+    out = Path(output) if output else ckpt_path.parent / f"eval-{split}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(m, indent=1))
+    with open(out / "per_class.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["class", "precision", "recall", "f1", "support"])
+        w.writeheader()
+        w.writerows(m["per_class"])
+    with open(out / "confusion_matrix.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true\\pred"] + lm.classes)
+        for c, row in zip(lm.classes, m["confusion_matrix"]):
+            w.writerow([c] + row)
+    plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix.png")
+    plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix_norm.png", normalize=True)
+    m["output_dir"] = str(out)
+    return m
+
+
+def format_report(m: dict, max_classes: int = 50) -> str:
+    lines = [f"{m.get('split', 'test')} split: {m['n']} images",
+             f"  accuracy            {m['accuracy']:.4f}"]
+    if "top5_accuracy" in m:
+        lines.append(f"  top-5 accuracy      {m['top5_accuracy']:.4f}")
+    for avg in ("macro", "weighted"):
+        lines.append(f"  precision/recall/F1 ({avg:8s}) {m[f'precision_{avg}']:.4f} / {m[f'recall_{avg}']:.4f} / "
+                     f"{m[f'f1_{avg}']:.4f}")
+    width = max(8, min(24, max(len(str(r['class'])) for r in m["per_class"])))
+    lines.append(f"  {'class':<{width}} precision  recall      f1  support")
+    for r in m["per_class"][:max_classes]:
+        lines.append(f"  {str(r['class'])[:width]:<{width}} {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:7.4f} "
+                     f"{r['support']:8d}")
+    if len(m["per_class"]) > max_classes:
+        lines.append(f"  ... {len(m['per_class']) - max_classes} more classes in per_class.csv")
+    return "\n".join(lines)

@@ -1,0 +1,299 @@
+"""The training run: data -> model -> epochs (train_one_epoch, validate) -> checkpoints -> test metrics."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import TrainConfig, git_commit, load_config, save_config
+from ..data import PreparedData, build_augment, mix_batch, normalize, prepare_data
+from ..errors import ConvclassError
+from ..evaluate.metrics import classification_metrics
+from ..inference import predict_logits, resolve_device
+from ..models import count_parameters, create_model, model_entry
+from .optim import build_optimizer
+from .runs import new_run_dir, write_metrics_csv
+from .schedule import build_scheduler
+
+__all__ = ["train", "TrainResult", "train_one_epoch", "validate"]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    test_metrics: dict
+    history: list[dict]
+    config: TrainConfig
+
+
+class _Log:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, flush=True)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Every epoch draws from its own seed: a run resumed at epoch E replays epoch E exactly.
+    return (seed * 1_000_003 + epoch * 7919) % 2**62
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator, weights: torch.Tensor | None) -> list[torch.Tensor]:
+    order = (torch.multinomial(weights, n, replacement=True, generator=gen) if weights is not None
+             else torch.randperm(n, generator=gen))
+    out = list(order.split(batch_size))
+    if len(out) > 1 and len(out[-1]) < 2:  # BatchNorm cannot train on a batch of one
+        out.pop()
+    return out
+
+
+def _params_finite(model: nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Diverged(Exception):
+    pass
+
+
+def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
+                    device: torch.device, augment, class_weights, sample_weights, scaler, progress) -> dict:
+    model.train()
+    gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+    mean = torch.tensor(data.mean, device=device)
+    std = torch.tensor(data.std, device=device)
+    x_all, y_all = data.train.x, data.train.y
+    batches = _batches(len(y_all), cfg.batch_size, gen, sample_weights)
+    k = len(data.classes)
+    use_amp = cfg.amp and device.type == "cuda"
+    memfmt = torch.channels_last if (cfg.channels_last and device.type == "cuda") else torch.contiguous_format
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    for step, idx in enumerate(bar):
+        xb = x_all[idx]
+        if augment is not None:
+            xb = augment(xb)
+        yb = y_all[idx].to(device, non_blocking=True)
+        xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
+        soft = None
+        if cfg.mixup > 0 or cfg.cutmix > 0:
+            xb, soft = mix_batch(xb, yb, k, cfg.mixup, cfg.cutmix)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(xb)
+            loss = F.cross_entropy(logits.float(), soft if soft is not None else yb, weight=class_weights,
+                                   label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise _Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        if scheduler is not None and when == "batch":
+            scheduler.step()
+        n = len(yb)
+        total_loss += loss.item() * n
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += n
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
+
+
+@torch.no_grad()
+def validate(model, split, data: PreparedData, device, batch_size: int) -> tuple[dict, torch.Tensor]:
+    """Loss and accuracy on a split, plus the probabilities (N, K)."""
+    logits = predict_logits(model, split.x, data.mean, data.std, device, batch_size)
+    if len(split) == 0:
+        return {"loss": float("nan"), "acc": float("nan")}, logits
+    loss = F.cross_entropy(logits, split.y).item()
+    acc = (logits.argmax(1) == split.y).float().mean().item()
+    return {"loss": loss, "acc": acc}, logits.softmax(1)
+
+
+def _progress(cfg: TrainConfig):
+    interactive = sys.stderr.isatty() and not cfg.quiet
+    if not interactive:
+        return lambda it, desc="": it
+    from tqdm.auto import tqdm
+    return lambda it, desc="": tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, bad_epochs, opt, scheduler,
+                        scaler, metrics) -> dict:
+    return {
+        "arch": cfg.model, "arch_args": arch_args, "model_state": model.state_dict(),
+        "classes": data.classes,
+        "preprocess": {"img_size": data.img_size, "channels": data.channels, "mean": data.mean, "std": data.std},
+        "metrics": metrics, "epoch": epoch, "history": history, "best_val": best_val, "bad_epochs": bad_epochs,
+        "config": cfg.to_dict(), "optimizer_state": opt.state_dict(),
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "scaler_state": scaler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
+        "data": {"name": data.name, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test)},
+    }
+
+
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, **overrides) -> TrainResult:
+    """Train a model; the Python API behind `convclass train`. Overrides are TrainConfig fields."""
+    ckpt = None
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").exists():
+            raise ConvclassError(f"--resume {run_dir}: not a run folder (no config.yaml)")
+        cfg = load_config(run_dir)
+        if overrides.get("epochs"):
+            cfg = cfg.update(epochs=overrides["epochs"])  # allow extending a finished run
+        cfg = cfg.update(quiet=overrides.get("quiet", cfg.quiet))
+        if (run_dir / "last.pt").exists():
+            ckpt = load_checkpoint(run_dir / "last.pt")
+    else:
+        cfg = (config or TrainConfig()).update(**overrides)
+        run_dir = None
+    log = _Log(cfg.quiet)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    _seed_everything(cfg.seed)
+
+    entry = model_entry(cfg.model)
+    data = prepare_data(cfg.data, data_root=cfg.data_root, img_size=cfg.img_size, channels=cfg.channels,
+                        val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset, seed=cfg.seed,
+                        default_size=entry.default_img_size, verbose=not cfg.quiet or True)
+    for note in data.notes:
+        log(f"note: {note}")
+    log(data.summary())
+
+    arch_args = {"num_classes": len(data.classes), "in_chans": data.channels, "img_size": data.img_size,
+                 **cfg.model_args}
+    _seed_everything(cfg.seed)
+    model = create_model(cfg.model, **arch_args).to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    log(f"model {cfg.model}: {count_parameters(model):,} parameters on {device}")
+
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    steps = max(1, math.ceil(len(data.train) / cfg.batch_size))
+    scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,
+                                      step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
+                                      warmup_epochs=cfg.warmup_epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+    augment = build_augment(cfg.augment, data.img_size, data.channels)
+
+    counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()
+    class_weights = sample_weights = None
+    if cfg.balance == "loss":
+        class_weights = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(device)
+    elif cfg.balance == "sampler":
+        sample_weights = (1.0 / counts.clamp(min=1))[data.train.y]
+    elif cfg.balance != "none":
+        raise ConvclassError(f"--balance must be none, loss or sampler, not {cfg.balance!r}")
+
+    history: list[dict] = []
+    start_epoch, best_val, bad_epochs = 0, -1.0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model_state"])
+        opt.load_state_dict(ckpt["optimizer_state"])
+        if scheduler is not None and ckpt.get("scheduler_state"):
+            scheduler.load_state_dict(ckpt["scheduler_state"])
+        scaler.load_state_dict(ckpt["scaler_state"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        history, best_val, bad_epochs = list(ckpt["history"]), ckpt["best_val"], ckpt["bad_epochs"]
+        start_epoch = ckpt["epoch"] + 1
+        log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}")
+        cfg = cfg.update(git_commit=git_commit())
+        save_config(cfg, run_dir / "config.yaml")
+    log(f"run folder: {run_dir}")
+
+    from torch.utils.tensorboard import SummaryWriter
+    tb = SummaryWriter(str(run_dir), purge_step=start_epoch)
+    progress = _progress(cfg)
+    eval_bs = max(256, cfg.batch_size * 2)
+    payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            try:
+                tr = train_one_epoch(model, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
+                                     sample_weights, scaler, progress)
+            except _Diverged as e:
+                raise ConvclassError(
+                    f"training diverged: {e}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. "
+                    f"Nothing non-finite was saved" + (f"; {run_dir}/last.pt holds epoch {epoch}"
+                                                      if (run_dir / 'last.pt').exists() else "")) from None
+            val, _ = validate(model, data.val, data, device, eval_bs)
+            if not _params_finite(model) or not math.isfinite(val["loss"]):
+                raise ConvclassError(f"training diverged at epoch {epoch + 1} (non-finite weights or val loss); "
+                                     f"lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. Nothing non-finite "
+                                     "was saved")
+            lr_now = opt.param_groups[0]["lr"]
+            if scheduler is not None and when == "epoch":
+                scheduler.step()
+            elif scheduler is not None and when == "plateau":
+                scheduler.step(val["acc"])
+            row = {"epoch": epoch + 1, **tr, "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr_now,
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            improved = val["acc"] > best_val
+            best_val, bad_epochs = (val["acc"], 0) if improved else (best_val, bad_epochs + 1)
+            metrics = {"val_acc": val["acc"], "val_loss": val["loss"], "epoch": epoch + 1}
+            payload = _checkpoint_payload(model, cfg, data, epoch=epoch, history=history, best_val=best_val,
+                                          bad_epochs=bad_epochs, metrics=metrics, **payload_args)
+            save_checkpoint(payload, run_dir / "last.pt")
+            if improved:
+                save_checkpoint(payload, run_dir / "best.pt")
+            write_metrics_csv(history, run_dir / "metrics.csv")
+            for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+                tb.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
+            tb.flush()
+            log(f"epoch {epoch + 1}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
+                f"val loss {val['loss']:.4f} acc {val['acc']:.2%}  lr {lr_now:.3g}  {row['seconds']:.1f}s"
+                + ("  *" if improved else ""))
+            if cfg.patience is not None and bad_epochs >= cfg.patience:
+                log(f"early stopping: no validation improvement for {cfg.patience} epochs")
+                break
+    finally:
+        tb.close()
+
+    return TrainResult(run_dir=run_dir, test_metrics=_final_test(run_dir, data, device, eval_bs, log),
+                       history=history, config=cfg)
+
+
+def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log) -> dict:
+    """Evaluate best.pt on the test split; write test_metrics.json and store the figures in best.pt."""
+    best = load_checkpoint(run_dir / "best.pt")
+    model = create_model(best["arch"], **best["arch_args"]).to(device)
+    model.load_state_dict(best["model_state"])
+    _, probs = validate(model, data.test, data, device, batch_size)
+    m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
+    m["checkpoint_epoch"] = best["epoch"] + 1
+    (run_dir / "test_metrics.json").write_text(json.dumps(m, indent=1))
+    best["metrics"] = {**best["metrics"], "test_acc": m["accuracy"], "test_f1_macro": m["f1_macro"],
+                       "test_n": m["n"]}
+    save_checkpoint({k: v for k, v in best.items() if k != "format"}, run_dir / "best.pt")
+    top5 = f"  top-5 {m['top5_accuracy']:.2%}" if "top5_accuracy" in m else ""
+    log(f"test accuracy {m['accuracy']:.2%}{top5}  macro F1 {m['f1_macro']:.4f}  ({m['n']} images, "
+        f"best epoch {m['checkpoint_epoch']})")
+    return m

@@ -154,8 +154,13 @@ def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, b
     }
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, **overrides) -> TrainResult:
-    """Train a model; the Python API behind `convclass train`. Overrides are TrainConfig fields."""
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
+          callbacks: list | None = None, **overrides) -> TrainResult:
+    """Train a model; the Python API behind `convclass train`. Overrides are TrainConfig fields.
+
+    `callbacks`: functions called as cb(epoch_row: dict, run_dir: Path) after each epoch's checkpoint is
+    written; one returning True stops training (tuning uses this to prune trials).
+    """
     ckpt = None
     if resume is not None:
         run_dir = Path(resume)
@@ -271,6 +276,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             log(f"epoch {epoch + 1}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
                 f"val loss {val['loss']:.4f} acc {val['acc']:.2%}  lr {lr_now:.3g}  {row['seconds']:.1f}s"
                 + ("  *" if improved else ""))
+            if any([cb(row, run_dir) for cb in callbacks or []]):
+                log("stopped by a callback")
+                break
             if cfg.patience is not None and bad_epochs >= cfg.patience:
                 log(f"early stopping: no validation improvement for {cfg.patience} epochs")
                 break

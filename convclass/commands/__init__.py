@@ -1,0 +1,5 @@
+"""One module per subcommand; each has `add_parser(subparsers)` and stays under a screen of code.
+
+To add a subcommand: write commands/<name>.py with add_parser() and list it in COMMANDS (order = --help order).
+"""
+COMMANDS = ["train", "evaluate", "predict", "models"]

@@ -1,0 +1,79 @@
+"""Flag helpers shared by subcommands that take the training options (train, and later cv, tune, ...)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+
+from ..config import TrainConfig, load_config
+from ..errors import ConvclassError
+
+__all__ = ["add_config_flags", "config_from_args"]
+
+# Help text for train flags; anything not listed falls back to the field name.
+HELP = {
+    "data": "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, tiny-imagenet), "
+            "a folder (train/ test/ [val/], or class sub-folders) or a CSV of path,label",
+    "model": "architecture (see `convclass models`)",
+    "augment": "none | flip-crop | shift-rotate | color | randaugment | trivialaugment",
+    "schedule": "none | step | multistep | cosine | onecycle | plateau",
+    "optimizer": "sgd | adam | adamw | rmsprop | adagrad",
+    "balance": "none | loss (class-weighted loss) | sampler (weighted sampler)",
+    "patience": "early stopping after this many epochs without validation improvement",
+    "device": "auto | cpu | cuda",
+    "milestones": "comma-separated epochs for the multistep schedule, e.g. 30,60",
+    "model_args": "model knob as KEY=VALUE (repeatable), e.g. --model-arg width=2",
+}
+
+
+def _base_type(tp):
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return args[0]
+    return tp
+
+
+def parse_value(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(v.lower(), v)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (so a new config field is a new flag), plus --config."""
+    p.add_argument("--config", help="YAML config (a run's config.yaml re-runs it); flags override it")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "git_commit":
+            continue
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        h = HELP.get(f.name, f.name.replace("_", " "))
+        if f.name == "model_args":
+            p.add_argument("--model-arg", dest="model_args", action="append", metavar="KEY=VALUE", help=h)
+        elif tp is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=h)
+        elif typing.get_origin(tp) is list or tp is list:
+            p.add_argument(flag, dest=f.name, default=None, help=h,
+                           type=lambda s: [int(x) for x in s.split(",") if x.strip()])
+        else:
+            p.add_argument(flag, dest=f.name, type=tp, default=None, help=h)
+
+
+def config_from_args(args) -> TrainConfig:
+    cfg = load_config(args.config) if args.config else TrainConfig()
+    over = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+    if "model_args" in over:
+        kv = {}
+        for item in over["model_args"]:
+            if "=" not in item:
+                raise ConvclassError(f"--model-arg expects KEY=VALUE, got {item!r}")
+            k, v = item.split("=", 1)
+            kv[k.strip()] = parse_value(v.strip())
+        over["model_args"] = {**cfg.model_args, **kv}
+    return cfg.update(**over)

@@ -1,0 +1,22 @@
+"""convclass evaluate"""
+
+
+def add_parser(sub) -> None:
+    e = sub.add_parser("evaluate", help="metrics of a trained model on a split")
+    e.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    e.add_argument("--data", help="dataset (default: the one it was trained on)")
+    e.add_argument("--data-root", default=None)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--output", help="folder for metrics.json and plots (default RUN/eval-SPLIT)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    from ..evaluate import evaluate, format_report
+    m = evaluate(args.run, data=args.data, split=args.split, output=args.output, device=args.device,
+                 batch_size=args.batch_size, data_root=args.data_root)
+    print(format_report(m))
+    print(f"written to {m['output_dir']}/ (metrics.json, per_class.csv, confusion_matrix.csv/.png)")
+    return 0

@@ -1,0 +1,42 @@
+"""convclass predict"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="top-k classes for images, folders or globs")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--output", help="write predictions to a .csv or .json file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(fn=run)
+
+
+def write_predictions(results: list[dict], out: Path) -> None:
+    if out.suffix.lower() == ".json":
+        out.write_text(json.dumps(results, indent=1))
+        return
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        k = max((len(r["top"]) for r in results), default=0)
+        w.writerow(["path"] + [f"{x}{i + 1}" for i in range(k) for x in ("class", "prob")])
+        for r in results:
+            w.writerow([r["path"]] + [v for c, p in r["top"] for v in (c, f"{p:.6f}")])
+
+
+def run(args) -> int:
+    from ..inference import predict
+    results, skipped = predict(args.run, args.images, topk=args.topk, device=args.device,
+                               batch_size=args.batch_size)
+    for r in results:
+        print(f"{r['path']}: " + "  ".join(f"{c} {p:.3f}" for c, p in r["top"]))
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if args.output:
+        write_predictions(results, Path(args.output))
+        print(f"wrote {len(results)} predictions to {args.output}")
+    return 0 if results else 1

@@ -14,8 +14,8 @@ __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_
 
 # Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
 _LAZY = {
-    "train": ("convclass.train", "train"),
-    "evaluate": ("convclass.evaluate", "evaluate"),
+    "train": ("convclass.training", "train"),
+    "evaluate": ("convclass.evaluation", "evaluate"),
     "predict": ("convclass.inference", "predict"),
     "load_model": ("convclass.inference", "load_model"),
     "list_models": ("convclass.models", "list_models"),

@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import evaluate, format_report
+    from ..evaluation import evaluate, format_report
     m = evaluate(args.run, data=args.data, split=args.split, output=args.output, device=args.device,
                  batch_size=args.batch_size, data_root=args.data_root)
     print(format_report(m))

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..train import train
+    from ..training import train
     if args.resume:
         res = train(resume=args.resume, epochs=args.epochs, quiet=bool(args.quiet))
     else:

@@ -18,7 +18,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TrainConfig, git_commit, load_config, save_config
 from ..data import PreparedData, build_augment, mix_batch, normalize, prepare_data
 from ..errors import ConvclassError
-from ..evaluate.metrics import classification_metrics
+from ..evaluation.metrics import classification_metrics
 from ..inference import predict_logits, resolve_device
 from ..models import count_parameters, create_model, model_entry
 from .optim import build_optimizer

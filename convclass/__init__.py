@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_model", "prepare_data",
-           "TrainConfig", "ConvclassError", "__version__"]
+           "TrainConfig", "ConvclassError", "__version__", "inspect_data", "build_report", "explain_images",
+           "cross_validate", "compare_runs"]
 
 # Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
 _LAZY = {
@@ -23,6 +24,11 @@ _LAZY = {
     "prepare_data": ("convclass.data", "prepare_data"),
     "TrainConfig": ("convclass.config", "TrainConfig"),
     "ConvclassError": ("convclass.errors", "ConvclassError"),
+    "inspect_data": ("convclass.inspection", "inspect_data"),
+    "build_report": ("convclass.reporting", "build_report"),
+    "explain_images": ("convclass.interpret", "explain_images"),
+    "cross_validate": ("convclass.evaluation.crossval", "cross_validate"),
+    "compare_runs": ("convclass.reporting.compare", "compare_runs"),
 }
 
 

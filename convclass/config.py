@@ -28,6 +28,13 @@ class TrainConfig:
     # model
     model: str = "cnn3"
     model_args: dict[str, Any] = field(default_factory=dict)  # e.g. {width: 2, dropout: 0.3}
+    # fine-tuning (training/finetune.py)
+    pretrained: bool = False             # start from the model's ImageNet weights (torchvision, timm, lite0)
+    weights: str | None = None           # start from a state dict or convclass checkpoint (other class count ok)
+    freeze: str = "none"                 # none | backbone (train the head only)
+    fine_tune: list[int] = field(default_factory=list)  # E1,E2: E1 head-only epochs, then E2 all-layer epochs
+    lr_decay: float = 1.0                # lr x this per layer group from head to input; 1.0: one lr for all
+    freeze_bn: bool = False              # keep BatchNorm running statistics fixed
     # optimisation
     epochs: int = 10
     batch_size: int = 64
@@ -57,6 +64,9 @@ class TrainConfig:
     runs_dir: str = "runs"
     name: str | None = None              # run folder name; auto-numbered if it exists
     quiet: bool = False
+    report: bool = True                  # figures and report.html in the run folder after the test (reporting/)
+    sync_bn: bool = False                # DDP: synchronise BatchNorm statistics across processes (CUDA)
+    world_size: int = 1                  # filled in: processes sharing the run (batch_size is the global batch)
     git_commit: str | None = None        # filled in when the run starts
 
     def update(self, **overrides: Any) -> "TrainConfig":

@@ -2,4 +2,5 @@
 
 To add a subcommand: write commands/<name>.py with add_parser() and list it in COMMANDS (order = --help order).
 """
-COMMANDS = ["train", "evaluate", "predict", "models"]
+COMMANDS = ["inspect", "train", "evaluate", "report", "explain", "cv", "compare", "predict", "models",
+            "lr-find", "tune", "export", "serve"]

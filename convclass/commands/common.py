@@ -43,12 +43,16 @@ def parse_value(v: str):
     return {"true": True, "false": False, "none": None}.get(v.lower(), v)
 
 
+def _float_or_auto(v: str):
+    return "auto" if v.strip().lower() == "auto" else float(v)
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (so a new config field is a new flag), plus --config."""
     p.add_argument("--config", help="YAML config (a run's config.yaml re-runs it); flags override it")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "git_commit":
+        if f.name in ("git_commit", "world_size"):  # filled in by the run, not set by users
             continue
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
@@ -60,6 +64,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         elif typing.get_origin(tp) is list or tp is list:
             p.add_argument(flag, dest=f.name, default=None, help=h,
                            type=lambda s: [int(x) for x in s.split(",") if x.strip()])
+        elif f.name == "lr":  # `--lr auto`: the command runs the LR range test first (tuning.resolve_auto_lr)
+            p.add_argument(flag, dest=f.name, type=_float_or_auto, default=None,
+                           help="learning rate, or auto: pick it with the LR range test (see `convclass lr-find`)")
         else:
             p.add_argument(flag, dest=f.name, type=tp, default=None, help=h)
 

@@ -19,4 +19,5 @@ def run(args) -> int:
                  batch_size=args.batch_size, data_root=args.data_root)
     print(format_report(m))
     print(f"written to {m['output_dir']}/ (metrics.json, per_class.csv, confusion_matrix.csv/.png)")
+    print(f"report: {m['report']}")
     return 0

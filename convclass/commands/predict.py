@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     p.add_argument("--output", help="write predictions to a .csv or .json file")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"],
+                   help="onnx: ONNX Runtime on an exported .onnx file (or RUN/export/model.onnx); "
+                        "auto: from the file given")
     p.set_defaults(fn=run)
 
 
@@ -29,9 +32,15 @@ def write_predictions(results: list[dict], out: Path) -> None:
 
 
 def run(args) -> int:
-    from ..inference import predict
-    results, skipped = predict(args.run, args.images, topk=args.topk, device=args.device,
-                               batch_size=args.batch_size)
+    from ..export import detect_runtime
+    if args.runtime == "onnx" or detect_runtime(args.run) != "torch":  # an exported file (.onnx, TorchScript)
+        from ..export import load_predictor, predict_images
+        model = load_predictor(args.run, runtime=args.runtime, device=args.device)
+        results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
+    else:
+        from ..inference import predict
+        results, skipped = predict(args.run, args.images, topk=args.topk, device=args.device,
+                                   batch_size=args.batch_size)
     for r in results:
         print(f"{r['path']}: " + "  ".join(f"{c} {p:.3f}" for c, p in r["top"]))
     for path, reason in skipped:

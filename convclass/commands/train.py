@@ -6,14 +6,59 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes runs/<name>/")
     p.add_argument("--resume", metavar="RUN", help="continue runs/<name> from its last checkpoint")
     add_config_flags(p)
+    d = p.add_argument_group("distributed (torchrun / DDP)")
+    d.add_argument("--nproc", type=int, help="launch this many processes per node with torchrun (DDP)")
+    d.add_argument("--nnodes", default="1", help="nodes taking part (torchrun --nnodes), e.g. 2")
+    d.add_argument("--node-rank", type=int, help="this node's rank for a static multi-node launch")
+    d.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (node 0) for multi-node runs")
+    d.add_argument("--max-restarts", type=int, default=0,
+                   help="restart the worker group this many times after a failure, resuming from last.pt")
     p.set_defaults(fn=run)
 
 
+LAUNCH_FLAGS = {"--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint", "--max-restarts"}
+
+
+def _without_launch_flags(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a.split("=", 1)[0] in LAUNCH_FLAGS:
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return out
+
+
+def _launch(args) -> int:
+    """`--nproc N`: hand the run to torchrun. On one node the run folder is made here first and the workers
+    are started as `train --resume RUN`, so an elastic restart continues that run from its last checkpoint."""
+    import sys
+
+    from ..config import git_commit, save_config
+    from ..training.distributed import launch_torchrun
+    from ..training.runs import new_run_dir
+    if args.resume or args.nnodes != "1":
+        argv = ["train"] + _without_launch_flags(sys.argv[sys.argv.index("train") + 1:])
+    else:
+        cfg = config_from_args(args)
+        run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{cfg.data.rstrip('/').split('/')[-1]}-{cfg.model}")
+        save_config(cfg.update(git_commit=git_commit(), world_size=args.nproc), run_dir / "config.yaml")
+        argv = ["train", "--resume", str(run_dir)] + (["--quiet"] if cfg.quiet else [])
+    return launch_torchrun(argv, args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint, args.node_rank)
+
+
 def run(args) -> int:
+    import os
     from ..training import train
+    if args.nproc and "LOCAL_RANK" not in os.environ:
+        return _launch(args)
     if args.resume:
         res = train(resume=args.resume, epochs=args.epochs, quiet=bool(args.quiet))
     else:
-        res = train(config_from_args(args))
-    print(f"test accuracy: {res.test_metrics['accuracy']:.4f}  run folder: {res.run_dir}")
+        from ..tuning import resolve_auto_lr
+        res = train(resolve_auto_lr(config_from_args(args)))  # --lr auto: the chosen value goes to config.yaml
+    if res.test_metrics:  # under DDP only rank 0 evaluates and speaks
+        print(f"test accuracy: {res.test_metrics['accuracy']:.4f}  run folder: {res.run_dir}")
     return 0

@@ -50,7 +50,12 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         a = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if a.max() > 255 else 255.0
+        if mode.startswith("I;16"):
+            hi = 65535.0  # a 16-bit file: a dark one must stay dark, so never scale by its own maximum
+        elif mode == "F" and a.max() <= 1.0:
+            hi = 1.0      # float images stored on the 0..1 scale
+        else:
+            hi = 65535.0 if a.max() > 255 else 255.0  # "I" (32-bit) holds 8- or 16-bit data; guess from range
         return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if mode in ("1", "L"):
         return img.convert("L")

@@ -62,6 +62,12 @@ def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "tes
             w.writerow([c] + row)
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix.png")
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix_norm.png", normalize=True)
+    # the same figures and report.html as a training run, for this split (reporting/ reads only these files)
+    from ..inspection.summary import data_summary
+    from ..reporting import build_report, save_predictions
+    (out / "data_summary.json").write_text(json.dumps(data_summary(pd), indent=1))
+    save_predictions(out, y, probs, lm.classes, s.paths, split=split)
+    m["report"] = str(build_report(out, images=s.x))
     m["output_dir"] = str(out)
     return m
 

@@ -14,8 +14,12 @@ MAX_HEAD_GRID = 4  # feature maps larger than 4x4 are average-pooled to 4x4 befo
 
 def _flat_head(features: nn.Module, in_chans: int, img_size: int, hidden: list[int], num_classes: int,
                dropout: float, bn: bool = False) -> nn.Sequential:
+    # Probe the feature shape in eval mode: BatchNorm cannot train on one 1x1 map (cnn5 on 8x8 digits).
+    was_training = features.training
+    features.eval()
     with torch.no_grad():
         c, h, w = features(torch.zeros(1, in_chans, img_size, img_size)).shape[1:]
+    features.train(was_training)
     layers: list[nn.Module] = []
     if h > MAX_HEAD_GRID or w > MAX_HEAD_GRID:
         layers.append(nn.AdaptiveAvgPool2d(MAX_HEAD_GRID))

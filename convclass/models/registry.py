@@ -34,7 +34,7 @@ def register_model(name: str | None = None, *, default_img_size: int = 64):
 
 def _ensure_loaded() -> None:
     # Importing the families registers them; done lazily so `import convclass` stays cheap.
-    from . import classic, tv  # noqa: F401
+    from . import classic, efficientnet_lite, tv  # noqa: F401
 
 
 def list_models() -> list[str]:
@@ -44,6 +44,9 @@ def list_models() -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     _ensure_loaded()
+    if name.startswith("timm:"):  # any timm model, resolved on demand (timm is optional)
+        from .timm_models import timm_entry
+        return timm_entry(name)
     if name not in _REGISTRY:
         raise ConvclassError(f"unknown model {name!r}; `convclass models` lists the {len(_REGISTRY)} available")
     return _REGISTRY[name]

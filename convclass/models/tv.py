@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ..errors import ConvclassError
 from .base import Classifier
 from .registry import register_model
 
@@ -26,8 +27,12 @@ def _resnet(builder, num_classes: int, in_chans: int, img_size: int, **kw) -> Cl
 def _convnext(builder, num_classes: int, in_chans: int, img_size: int, **kw) -> Classifier:
     m = builder(num_classes=num_classes, **kw)
     stem = m.features[0][0]
+    if img_size < 8:
+        raise ConvclassError(f"ConvNeXt halves the map 3 times after its stem; it needs --img-size 8 or more, "
+                             f"not {img_size}")
     if img_size <= SMALL_INPUT or in_chans != 3:
-        k = 2 if img_size <= SMALL_INPUT else 4  # patchify 2x2 keeps a 2x2 map at the end for 32x32 inputs
+        # Patchify 2x2 keeps a 2x2 map at the end for 32x32 inputs; 1x1 below 16 px so 8x8 digits end at 1x1.
+        k = 4 if img_size > SMALL_INPUT else 2 if img_size >= 16 else 1
         m.features[0][0] = nn.Conv2d(in_chans, stem.out_channels, k, k)
     return Classifier(m.features, nn.Sequential(m.avgpool, m.classifier))
 

@@ -6,6 +6,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,12 @@ from ..data import PreparedData, build_augment, mix_batch, normalize, prepare_da
 from ..errors import ConvclassError
 from ..evaluation.metrics import classification_metrics
 from ..inference import predict_logits, resolve_device
+from ..inspection.summary import data_summary, format_data_summary
+from ..reporting import build_report, save_predictions
 from ..models import count_parameters, create_model, model_entry
+from . import finetune
+from .distributed import (DistContext, all_reduce_sum, init_distributed, param_checksums, share_run_dir, shard,
+                          shutdown, wrap_ddp)
 from .optim import build_optimizer
 from .runs import new_run_dir, write_metrics_csv
 from .schedule import build_scheduler
@@ -74,10 +80,13 @@ class _Diverged(Exception):
 
 
 def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
-                    device: torch.device, augment, class_weights, sample_weights, scaler, progress) -> dict:
-    model.train()
+                    device: torch.device, augment, class_weights, sample_weights, scaler, progress,
+                    ctx: DistContext = DistContext(), heartbeat=None) -> dict:
+    """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
+    takes its 1/world share of each, so the global batch is the same whatever the process count."""
+    model = finetune.training_view(model, data, cfg)  # train mode; frozen parts stay in eval
     gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
-    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1 + ctx.rank)
     mean = torch.tensor(data.mean, device=device)
     std = torch.tensor(data.std, device=device)
     x_all, y_all = data.train.x, data.train.y
@@ -88,6 +97,7 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
     total_loss, correct, seen = 0.0, 0, 0
     bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
     for step, idx in enumerate(bar):
+        idx = shard(idx, ctx)
         xb = x_all[idx]
         if augment is not None:
             xb = augment(xb)
@@ -117,18 +127,61 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
         seen += n
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+        if heartbeat is not None:
+            heartbeat(epoch, step + 1)
+    total_loss, correct, seen = all_reduce_sum([total_loss, float(correct), float(seen)], ctx, device)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
 
 @torch.no_grad()
-def validate(model, split, data: PreparedData, device, batch_size: int) -> tuple[dict, torch.Tensor]:
-    """Loss and accuracy on a split, plus the probabilities (N, K)."""
-    logits = predict_logits(model, split.x, data.mean, data.std, device, batch_size)
+def validate(model, split, data: PreparedData, device, batch_size: int,
+             ctx: DistContext = DistContext()) -> tuple[dict, torch.Tensor]:
+    """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
+    world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share."""
+    if ctx.enabled:
+        return _validate_sharded(model, split, data, device, batch_size, ctx)
+    logits = predict_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits
     loss = F.cross_entropy(logits, split.y).item()
     acc = (logits.argmax(1) == split.y).float().mean().item()
     return {"loss": loss, "acc": acc}, logits.softmax(1)
+
+
+def _validate_sharded(model, split, data, device, batch_size, ctx) -> tuple[dict, torch.Tensor]:
+    x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
+    logits = predict_logits(finetune.input_view(model, data), x, data.mean, data.std, device, batch_size)
+    loss_sum = F.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0
+    correct = float((logits.argmax(1) == y).sum()) if len(y) else 0.0
+    loss_sum, correct, n = all_reduce_sum([loss_sum, correct, float(len(y))], ctx, device)
+    nan = float("nan")
+    return {"loss": loss_sum / n if n else nan, "acc": correct / n if n else nan}, logits
+
+
+def _heartbeat(run_dir: Path, every_s: float = 2.0):
+    """Rank 0 notes how far the current epoch got, so a restart can say how many steps it redoes."""
+    last = [0.0]
+
+    def beat(epoch: int, step: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            tmp = run_dir / ".progress.json.tmp"
+            tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
+            tmp.replace(run_dir / "progress.json")
+    return beat
+
+
+def _report_lost_steps(run_dir: Path, start_epoch: int, log) -> None:
+    try:
+        prog = json.loads((run_dir / "progress.json").read_text())
+    except (OSError, ValueError):
+        return
+    lost = prog["step"] if prog.get("epoch") == start_epoch else 0
+    log(f"restarted from the checkpoint of epoch {start_epoch}: {lost} step(s) of epoch {start_epoch + 1} "
+        "were lost and are redone")
+    with open(run_dir / "restarts.jsonl", "a") as f:
+        f.write(json.dumps({"resumed_at_epoch": start_epoch + 1, "lost_steps": lost, "time": time.time()}) + "\n")
 
 
 def _progress(cfg: TrainConfig):
@@ -155,11 +208,12 @@ def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, b
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
-          callbacks: list | None = None, **overrides) -> TrainResult:
+          callbacks: list | None = None, prepared: PreparedData | None = None, **overrides) -> TrainResult:
     """Train a model; the Python API behind `convclass train`. Overrides are TrainConfig fields.
 
     `callbacks`: functions called as cb(epoch_row: dict, run_dir: Path) after each epoch's checkpoint is
     written; one returning True stops training (tuning uses this to prune trials).
+    `prepared`: data already split and decoded (cross-validation folds); config.data is then only recorded.
     """
     ckpt = None
     if resume is not None:
@@ -167,27 +221,34 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if not (run_dir / "config.yaml").exists():
             raise ConvclassError(f"--resume {run_dir}: not a run folder (no config.yaml)")
         cfg = load_config(run_dir)
-        if overrides.get("epochs"):
+        if overrides.get("epochs") and overrides["epochs"] != cfg.epochs:
+            if cfg.schedule == "onecycle":  # its state fixes the total step count; stepping past it fails
+                raise ConvclassError(f"--resume {run_dir}: a onecycle schedule cannot be extended from "
+                                     f"{cfg.epochs} to {overrides['epochs']} epochs; start a new run (--weights "
+                                     f"{run_dir}/best.pt) instead")
             cfg = cfg.update(epochs=overrides["epochs"])  # allow extending a finished run
         cfg = cfg.update(quiet=overrides.get("quiet", cfg.quiet))
         if (run_dir / "last.pt").exists():
             ckpt = load_checkpoint(run_dir / "last.pt")
     else:
-        cfg = (config or TrainConfig()).update(**overrides)
+        cfg = finetune.resolve_config((config or TrainConfig()).update(**overrides))
         run_dir = None
-    log = _Log(cfg.quiet)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    ctx, device = init_distributed(resolve_device(cfg.device))
+    log = _Log(cfg.quiet or not ctx.is_main)  # one voice: only rank 0 prints, writes files and draws progress
     _seed_everything(cfg.seed)
 
     entry = model_entry(cfg.model)
-    data = prepare_data(cfg.data, data_root=cfg.data_root, img_size=cfg.img_size, channels=cfg.channels,
-                        val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset, seed=cfg.seed,
-                        default_size=entry.default_img_size, verbose=not cfg.quiet or True)
+    plan = finetune.input_plan(cfg, entry.default_img_size)  # size/statistics the starting weights expect
+    data = prepared if prepared is not None else prepare_data(
+        cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset,
+        seed=cfg.seed, verbose=not cfg.quiet or True, **plan.prepare_kwargs())
     for note in data.notes:
         log(f"note: {note}")
+    plan.apply(data, log)
     log(data.summary())
+    log(format_data_summary(data_summary(data)))
 
     arch_args = {"num_classes": len(data.classes), "in_chans": data.channels, "img_size": data.img_size,
                  **cfg.model_args}
@@ -196,14 +257,21 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if cfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     log(f"model {cfg.model}: {count_parameters(model):,} parameters on {device}")
+    if ckpt is None:
+        finetune.init_weights(model, cfg, log)
+    if cfg.sync_bn and ctx.enabled:
+        if device.type != "cuda":
+            raise ConvclassError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); drop it on CPU")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    opt = finetune.regroup_optimizer(opt, model, cfg)  # discriminative learning rates (--lr-decay)
     steps = max(1, math.ceil(len(data.train) / cfg.batch_size))
     scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
-    augment = build_augment(cfg.augment, data.img_size, data.channels)
+    augment = build_augment(cfg.augment, data.train.x.shape[-1], data.channels)  # at the stored size
 
     counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()
     class_weights = sample_weights = None
@@ -226,29 +294,39 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         history, best_val, bad_epochs = list(ckpt["history"]), ckpt["best_val"], ckpt["bad_epochs"]
         start_epoch = ckpt["epoch"] + 1
         log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
+        if ctx.is_main:
+            _report_lost_steps(run_dir, start_epoch, log)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}")
-        cfg = cfg.update(git_commit=git_commit())
-        save_config(cfg, run_dir / "config.yaml")
+        if ctx.is_main:
+            run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}")
+            cfg = cfg.update(git_commit=git_commit(), world_size=ctx.world)
+            save_config(cfg, run_dir / "config.yaml")
+        run_dir = share_run_dir(run_dir, ctx)
+    if ctx.enabled:
+        log(f"DDP: {ctx.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // ctx.world} per "
+            "process); the learning rate is not rescaled because the global batch does not change")
     log(f"run folder: {run_dir}")
 
     from torch.utils.tensorboard import SummaryWriter
-    tb = SummaryWriter(str(run_dir), purge_step=start_epoch)
-    progress = _progress(cfg)
+    tb = SummaryWriter(str(run_dir), purge_step=start_epoch) if ctx.is_main else None
+    progress = _progress(cfg) if ctx.is_main else (lambda it, desc="": it)
+    heartbeat = _heartbeat(run_dir) if ctx.is_main else None
     eval_bs = max(256, cfg.batch_size * 2)
     payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
+            finetune.set_stage(model, cfg, epoch, log)
+            net = wrap_ddp(model, ctx, device)
             try:
-                tr = train_one_epoch(model, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
-                                     sample_weights, scaler, progress)
+                tr = train_one_epoch(net, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
+                                     sample_weights, scaler, progress, ctx, heartbeat)
             except _Diverged as e:
                 raise ConvclassError(
                     f"training diverged: {e}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. "
                     f"Nothing non-finite was saved" + (f"; {run_dir}/last.pt holds epoch {epoch}"
                                                       if (run_dir / 'last.pt').exists() else "")) from None
-            val, _ = validate(model, data.val, data, device, eval_bs)
+            val, _ = validate(model, data.val, data, device, eval_bs, ctx)
             if not _params_finite(model) or not math.isfinite(val["loss"]):
                 raise ConvclassError(f"training diverged at epoch {epoch + 1} (non-finite weights or val loss); "
                                      f"lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. Nothing non-finite "
@@ -266,13 +344,14 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             metrics = {"val_acc": val["acc"], "val_loss": val["loss"], "epoch": epoch + 1}
             payload = _checkpoint_payload(model, cfg, data, epoch=epoch, history=history, best_val=best_val,
                                           bad_epochs=bad_epochs, metrics=metrics, **payload_args)
-            save_checkpoint(payload, run_dir / "last.pt")
-            if improved:
-                save_checkpoint(payload, run_dir / "best.pt")
-            write_metrics_csv(history, run_dir / "metrics.csv")
-            for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
-                tb.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
-            tb.flush()
+            if ctx.is_main:
+                save_checkpoint(payload, run_dir / "last.pt")
+                if improved:
+                    save_checkpoint(payload, run_dir / "best.pt")
+                write_metrics_csv(history, run_dir / "metrics.csv")
+                for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+                    tb.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
+                tb.flush()
             log(f"epoch {epoch + 1}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
                 f"val loss {val['loss']:.4f} acc {val['acc']:.2%}  lr {lr_now:.3g}  {row['seconds']:.1f}s"
                 + ("  *" if improved else ""))
@@ -283,13 +362,20 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                 log(f"early stopping: no validation improvement for {cfg.patience} epochs")
                 break
     finally:
-        tb.close()
+        if tb is not None:
+            tb.close()
 
-    return TrainResult(run_dir=run_dir, test_metrics=_final_test(run_dir, data, device, eval_bs, log),
-                       history=history, config=cfg)
+    if ctx.enabled:
+        sums = param_checksums(model, ctx, device)
+        if ctx.is_main:
+            (run_dir / "ranks.json").write_text(json.dumps({"world": ctx.world, "param_abs_sums": sums}))
+            log(f"DDP: replicas {'agree' if len(set(sums)) == 1 else 'DIFFER'} (sum |w| per rank: {sums})")
+    test = _final_test(run_dir, data, device, eval_bs, log, cfg.report) if ctx.is_main else {}
+    shutdown()
+    return TrainResult(run_dir=run_dir, test_metrics=test, history=history, config=cfg)
 
 
-def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log) -> dict:
+def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log, report: bool = True) -> dict:
     """Evaluate best.pt on the test split; write test_metrics.json and store the figures in best.pt."""
     best = load_checkpoint(run_dir / "best.pt")
     model = create_model(best["arch"], **best["arch_args"]).to(device)
@@ -304,4 +390,12 @@ def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log)
     top5 = f"  top-5 {m['top5_accuracy']:.2%}" if "top5_accuracy" in m else ""
     log(f"test accuracy {m['accuracy']:.2%}{top5}  macro F1 {m['f1_macro']:.4f}  ({m['n']} images, "
         f"best epoch {m['checkpoint_epoch']})")
+    (run_dir / "data_summary.json").write_text(json.dumps(data_summary(data), indent=1))
+    save_predictions(run_dir, data.test.y.numpy(), probs.numpy(), data.classes, data.test.paths)
+    if report:
+        try:
+            log(f"report: {build_report(run_dir, images=data.test.x)}")
+        except Exception as e:  # the run and its checkpoints are already saved; a figure must not lose them
+            warnings.warn(f"could not write the report ({type(e).__name__}: {e}); rebuild it with "
+                          f"`convclass report {run_dir}`")
     return m

@@ -36,7 +36,8 @@ def build_scheduler(opt: torch.optim.Optimizer, name: str, *, epochs: int, steps
             return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
         return sch.LambdaLR(opt, factor), "batch"
     if name == "onecycle":
-        return sch.OneCycleLR(opt, max_lr=lr, total_steps=total), "batch"
+        # Each group peaks at its own lr (discriminative learning rates); one group: max_lr == lr.
+        return sch.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total), "batch"
     if name == "plateau":
         return sch.ReduceLROnPlateau(opt, mode="max", factor=gamma, patience=max(1, step_size // 10)), "plateau"
     raise ConvclassError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")

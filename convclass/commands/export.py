@@ -1,0 +1,23 @@
+"""convclass export"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="write a run's model to ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--output", help="model file to write (default: RUN/export/model.onnx, model-int8.onnx or "
+                                    "model.torchscript.pt); its metadata goes beside it as .json")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="ONNX: any batch size (default: batch fixed at 1); TorchScript is always dynamic")
+    p.add_argument("--int8", action="store_true", help="ONNX: quantize to int8 and print the test accuracy drop")
+    p.add_argument("--data", help="images for the checks (default: the data the run trained on)")
+    p.add_argument("--samples", type=int, default=64, help="images for the fp32 parity check")
+    p.set_defaults(fn=run)
+
+
+def run(args) -> int:
+    from ..export import export_model
+    res = export_model(args.run, format=args.format, output=args.output, dynamic_batch=args.dynamic_batch,
+                       int8=args.int8, data=args.data, samples=args.samples)
+    print(res.summary())
+    return 0

@@ -1,0 +1,142 @@
+"""`convclass cv`: stratified K-fold cross-validation, one ordinary training run per fold.
+
+All labelled images (train, val and test splits as prepared) are pooled and cut into K stratified folds; fold i
+is the test set of run i, and that run's validation split (for the best checkpoint and early stopping) is carved
+from the other folds with --val-split. Each fold is a full `train` run in <cv folder>/fold<i>/.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data import PreparedData, TensorSplit, prepare_data, stratified_split
+from ..errors import ConvclassError
+from .calibration import expected_calibration_error
+
+__all__ = ["cross_validate", "format_cv", "CV_METRICS"]
+
+CV_METRICS = ["accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
+              "recall_weighted", "f1_weighted", "ece"]
+
+
+def _pool(data: PreparedData) -> TensorSplit:
+    splits = [data.train, data.val, data.test]
+    paths = None
+    if all(s.paths is not None for s in splits):
+        paths = [p for s in splits for p in s.paths]
+    return TensorSplit(x=torch.cat([s.x for s in splits]), y=torch.cat([s.y for s in splits]), paths=paths)
+
+
+def _take(s: TensorSplit, idx: np.ndarray) -> TensorSplit:
+    t = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+    return TensorSplit(x=s.x[t], y=s.y[t], paths=None if s.paths is None else [s.paths[i] for i in idx])
+
+
+def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std on the 0..1 scale of a uint8 (N, C, H, W) tensor, in chunks (no float copy)."""
+    c = x.shape[1]
+    s, s2, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
+    for i in range(0, len(x), 4096):
+        chunk = x[i:i + 4096].double().div_(255).transpose(0, 1).reshape(c, -1)
+        s += chunk.sum(1)
+        s2 += (chunk ** 2).sum(1)
+        n += chunk.shape[1]
+    mean = s / max(n, 1)
+    std = (s2 / max(n, 1) - mean ** 2).clamp(min=1e-12).sqrt()
+    return mean.tolist(), [max(float(v), 1e-3) for v in std]
+
+
+def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Test indices of each fold: every class dealt round-robin over the folds after a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = [[] for _ in range(folds)]
+    offset = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            out[(j + offset) % folds].append(int(i))
+        offset += len(idx)  # the next class starts where this one stopped, so fold sizes stay even
+    return [np.sort(np.asarray(f, dtype=np.int64)) for f in out]
+
+
+def cross_validate(config: TrainConfig | None = None, folds: int = 5, **overrides) -> dict:
+    """Train `folds` runs and return {folds: [per-fold metrics], mean, std, output_dir}; writes cv.json and cv.csv.
+
+    std is the sample standard deviation over folds (ddof=1). Fold runs skip their report.html (a fold's figures
+    are rarely read; `convclass report <cv folder>/fold<i>` draws them later).
+    """
+    from ..models import model_entry
+    from ..training import train
+    from ..training import finetune
+    from ..training.runs import new_run_dir
+
+    cfg = (config or TrainConfig()).update(**overrides)
+    if folds < 2:
+        raise ConvclassError(f"--folds must be at least 2, not {folds}")
+    entry = model_entry(cfg.model)
+    plan = finetune.input_plan(cfg, entry.default_img_size)
+    data = prepare_data(cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split,
+                        subset=cfg.subset, seed=cfg.seed, verbose=not cfg.quiet, **plan.prepare_kwargs())
+    pool = _pool(data)
+    y = pool.y.numpy()
+    counts = np.bincount(y, minlength=len(data.classes))
+    if counts.min() < folds:
+        small = data.classes[int(counts.argmin())]
+        raise ConvclassError(f"class {small!r} has only {counts.min()} image(s), fewer than --folds {folds}; "
+                             "use fewer folds")
+    cv_dir = new_run_dir(cfg.runs_dir, (cfg.name or f"{data.name}-{cfg.model}") + "-cv")
+    rows = []
+    for i, test_idx in enumerate(fold_indices(y, folds, cfg.seed)):
+        rest = np.setdiff1d(np.arange(len(y)), test_idx)
+        keep, held = stratified_split(y[rest], cfg.val_split, cfg.seed + 1 + i)
+        train_s, val_s, test_s = _take(pool, rest[keep]), _take(pool, rest[held]), _take(pool, test_idx)
+        mean, std = _stats(train_s.x)
+        fold_data = PreparedData(name=data.name, classes=data.classes, train=train_s, val=val_s, test=test_s,
+                                 img_size=data.img_size, channels=data.channels, mean=mean, std=std,
+                                 notes=[f"cross-validation fold {i + 1}/{folds}"])
+        print(f"fold {i + 1}/{folds}: train {len(train_s)} / val {len(val_s)} / test {len(test_s)} images",
+              flush=True)
+        res = train(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
+        m = res.test_metrics
+        from ..reporting import load_predictions
+        pred = load_predictions(res.run_dir)
+        row = {"fold": i + 1, **{k: m[k] for k in CV_METRICS if k in m},
+               "ece": expected_calibration_error(pred["y_true"], pred["probs"]),
+               "best_epoch": m.get("checkpoint_epoch"), "n_test": m["n"], "run_dir": str(res.run_dir)}
+        rows.append(row)
+        print(f"fold {i + 1}/{folds}: accuracy {row['accuracy']:.4f}  macro F1 {row['f1_macro']:.4f}", flush=True)
+    keys = [k for k in CV_METRICS if all(k in r for r in rows)]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    std = {k: float(np.std([r[k] for r in rows], ddof=1)) for k in keys}
+    result = {"folds": rows, "mean": mean, "std": std, "k": folds, "metrics": keys, "output_dir": str(cv_dir),
+              "config": cfg.to_dict(), "data": data.name, "n": int(len(y))}
+    (cv_dir / "cv.json").write_text(json.dumps(result, indent=1))
+    with open(cv_dir / "cv.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["fold"] + keys + ["best_epoch", "n_test"])
+        for r in rows:
+            w.writerow([r["fold"]] + [f"{r[k]:.6f}" for k in keys] + [r["best_epoch"], r["n_test"]])
+        w.writerow(["mean"] + [f"{mean[k]:.6f}" for k in keys] + ["", ""])
+        w.writerow(["std"] + [f"{std[k]:.6f}" for k in keys] + ["", ""])
+    return result
+
+
+def format_cv(r: dict) -> str:
+    keys = r["metrics"]
+    width = max(len(k) for k in keys)
+    lines = [f"{r['k']}-fold cross-validation of {r['config']['model']} on {r['data']} ({r['n']} images)",
+             "  " + "fold".ljust(width) + "".join(f"{f['fold']:>9}" for f in r["folds"])
+             + "      mean ± std (sample, ddof=1)"]
+    for k in keys:
+        vals = "".join(f"{f[k]:>9.4f}" for f in r["folds"])
+        sd = r["std"][k]
+        lines.append(f"  {k:<{width}}{vals}   {r['mean'][k]:.4f} ± {sd if not math.isnan(sd) else 0:.4f}")
+    lines.append(f"written to {r['output_dir']}/cv.json and cv.csv")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""A run's figures and report.html, rebuilt from files in the run folder (no model, no retraining).
+
+Training and `evaluate` store predictions.npz (y_true, probs, classes, paths) next to their metrics; every
+figure here is drawn from it, from metrics.csv and from data_summary.json. The two image grids need pixels:
+they are drawn when the caller passes the images, or later from the stored paths when the data came from files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.calibration import calibration_bins, expected_calibration_error
+from ..evaluation.confusion import most_confused_pairs
+from ..evaluation.metrics import classification_metrics
+from ..errors import ConvclassError
+
+__all__ = ["save_predictions", "load_predictions", "draw_figures", "build_report", "read_history", "FIGURES"]
+
+# file name -> heading, in report order
+FIGURES = {
+    "curves.png": "training curves",
+    "confusion_counts.png": "confusion matrix (counts)",
+    "confusion_normalized.png": "confusion matrix (row-normalised)",
+    "per_class.png": "per-class precision / recall / F1",
+    "pred_hist.png": "predicted vs true class counts",
+    "reliability.png": "reliability diagram",
+    "confident_correct.png": "most confident correct predictions",
+    "confident_wrong.png": "most confident wrong predictions",
+}
+
+
+def save_predictions(folder: str | Path, y_true, probs, classes: list[str], paths: list[str] | None = None,
+                     split: str = "test") -> Path:
+    """predictions.npz: labels, float16 probabilities and file paths; never the images themselves."""
+    folder = Path(folder)
+    out = folder / "predictions.npz"
+    np.savez_compressed(out, y_true=np.asarray(y_true, np.int64), probs=np.asarray(probs, np.float16),
+                        classes=np.asarray(classes, dtype=str), split=np.asarray(split),
+                        paths=np.asarray(paths if paths is not None else [], dtype=str))
+    return out
+
+
+def load_predictions(folder: str | Path) -> dict:
+    p = Path(folder) / "predictions.npz"
+    if not p.exists():
+        raise ConvclassError(f"{folder} has no predictions.npz; train or `convclass evaluate` the run first")
+    with np.load(p, allow_pickle=False) as z:
+        probs = z["probs"].astype(np.float64)
+        probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)  # float16 storage: renormalise
+        return {"y_true": z["y_true"], "probs": probs, "classes": [str(c) for c in z["classes"]],
+                "paths": [str(p) for p in z["paths"]] or None, "split": str(z["split"])}
+
+
+def _find_up(folder: Path, name: str) -> Path | None:
+    """`name` in the folder or its parent (an eval-<split>/ folder sits inside the run folder)."""
+    for d in (folder, folder.parent):
+        if (d / name).exists():
+            return d / name
+    return None
+
+
+def read_history(folder: str | Path) -> list[dict]:
+    p = _find_up(Path(folder), "metrics.csv")
+    if p is None:
+        return []
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _images_from_paths(paths: list[str]) -> list[np.ndarray] | None:
+    from ..data.images import BrokenImage, decode_file
+    out = []
+    for p in paths:
+        try:
+            img = decode_file(p, None)
+        except (BrokenImage, OSError):
+            return None
+        out.append(img)
+    return out
+
+
+def _draw_grids(fig_dir: Path, pred: dict, images) -> None:
+    from .grids import confident_indices, plot_prediction_grid
+    y, probs, classes = pred["y_true"], pred["probs"], pred["classes"]
+    for correct, name in ((True, "confident_correct.png"), (False, "confident_wrong.png")):
+        idx = confident_indices(y, probs, correct)
+        if images is not None:
+            imgs = {int(i): images[int(i)] for i in idx}
+        elif pred["paths"] and len(pred["paths"]) == len(y):
+            loaded = _images_from_paths([pred["paths"][int(i)] for i in idx])
+            if loaded is None:
+                continue  # files moved or gone: keep the grid drawn at training time, if any
+            imgs = {int(i): a for i, a in zip(idx, loaded)}
+        else:
+            continue
+        # the grid reads only the selected images, so a dict {index: image} stands in for the whole split
+        plot_prediction_grid(imgs, y, probs, classes, fig_dir / name, correct=correct)
+
+
+def draw_figures(folder: str | Path, images=None) -> dict:
+    """Every figure of FIGURES that the folder's files allow, into folder/figures/; returns the summary dict."""
+    from .figures import (plot_confusion, plot_curves, plot_per_class, plot_prediction_histogram,
+                          plot_reliability)
+    folder = Path(folder)
+    fig_dir = folder / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    history = read_history(folder)
+    if history:
+        plot_curves(history, fig_dir / "curves.png", title=f"training curves: {folder.name}")
+    pred = load_predictions(folder)
+    y, probs, classes = pred["y_true"], pred["probs"], pred["classes"]
+    m = classification_metrics(y, probs, classes)
+    bins = calibration_bins(y, probs)
+    ece = expected_calibration_error(y, probs)
+    pairs = most_confused_pairs(m["confusion_matrix"], classes, top=20)
+    plot_confusion(m["confusion_matrix"], classes, fig_dir / "confusion_counts.png")
+    plot_confusion(m["confusion_matrix"], classes, fig_dir / "confusion_normalized.png", normalize=True)
+    plot_per_class(m["per_class"], fig_dir / "per_class.png")
+    plot_prediction_histogram(y, probs.argmax(1), classes, fig_dir / "pred_hist.png")
+    plot_reliability(bins, ece, fig_dir / "reliability.png")
+    _draw_grids(fig_dir, pred, images)
+    calib = {"ece": ece, "bins": bins, "most_confused": pairs}
+    (folder / "calibration.json").write_text(json.dumps(calib, indent=1))
+    return {"metrics": m, "ece": ece, "most_confused": pairs, "split": pred["split"]}
+
+
+def build_report(run_dir: str | Path, images=None) -> Path:
+    """Draw the figures and write report.html in a run (or eval-<split>) folder; returns the report's path."""
+    from .html import write_html
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise ConvclassError(f"{folder} is not a folder; pass a run folder such as runs/digits-cnn3")
+    summary = draw_figures(folder, images)
+    return write_html(folder, summary)

@@ -1,0 +1,112 @@
+"""PyTorch DDP plumbing for runs launched by torchrun: process group, sharding, cross-rank reductions.
+
+Everything else in training stays single-process code: with WORLD_SIZE unset these helpers are no-ops.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistContext", "init_distributed", "shard", "all_reduce_sum", "param_checksums", "launch_torchrun",
+           "shutdown", "share_run_dir", "wrap_ddp"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on CUDA); one GPU per local rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank, world, local), device
+
+
+def shard(idx: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """This rank's share of a global batch: every world-th index, so the union over ranks is the batch."""
+    return idx[ctx.rank::ctx.world] if ctx.enabled else idx
+
+
+def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:
+    if not ctx.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def param_checksums(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> list[float]:
+    """Sum of |weights| on every rank (rank order): equal values mean the replicas stayed in sync."""
+    mine = float(sum(p.detach().double().abs().sum() for p in model.parameters()))
+    if not ctx.enabled:
+        return [mine]
+    out = torch.zeros(ctx.world, dtype=torch.float64, device=device)
+    out[ctx.rank] = mine
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out.tolist()
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def launch_torchrun(argv: list[str], nproc: int, max_restarts: int = 0, nnodes: str = "1",
+                    rdzv_endpoint: str | None = None, node_rank: int | None = None) -> int:
+    """Re-run `convclass <argv>` under torch's elastic launcher (torchrun) with nproc workers per node."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
+           f"--max-restarts={max_restarts}"]
+    if rdzv_endpoint:
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+    elif nnodes == "1":
+        cmd += ["--standalone"]
+    if node_rank is not None:
+        cmd += [f"--node-rank={node_rank}"]
+    cmd += ["-m", "convclass"] + argv
+    return subprocess.call(cmd)
+
+
+def share_run_dir(run_dir, ctx: DistContext):
+    """Rank 0 chose the run folder; every rank learns its name."""
+    if not ctx.enabled:
+        return run_dir
+    from pathlib import Path
+    box = [str(run_dir) if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
+def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> torch.nn.Module:
+    """DDP around the model for this stage; rebuilt when fine-tuning unfreezes layers (DDP fixes its
+    parameter set at construction)."""
+    if not ctx.enabled:
+        return model
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    # Harmless for 1-channel convs (a size-1 dim's stride differs); it would print on every rank each epoch.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)

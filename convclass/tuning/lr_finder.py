@@ -1,0 +1,202 @@
+"""The learning-rate range test (Smith 2017, "Cyclical learning rates"; fastai's `lr_find`).
+
+Train a throw-away copy of the model for a few hundred mini-batches while the learning rate grows
+exponentially from `start_lr` to `end_lr`; record the smoothed loss; stop once it explodes. A good learning
+rate sits where the loss falls fastest ("steepest") or a little way into the longest downhill stretch
+("valley", fastai's default, less fooled by noise).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import TrainConfig
+from ..errors import ConvclassError
+
+__all__ = ["LRFindResult", "lr_find", "lr_range_test", "suggest_steepest", "suggest_valley", "plot_lr_find",
+           "resolve_auto_lr"]
+
+METHODS = ("valley", "steepest")
+
+
+@dataclass
+class LRFindResult:
+    lrs: list[float]            # learning rate used at each step
+    losses: list[float]         # smoothed training loss (centred moving average, so the curve does not lag)
+    raw_losses: list[float]
+    steepest: float
+    valley: float
+    suggestion: float           # the one picked by `method`
+    method: str
+    stopped_early: bool         # True when the loss exploded before end_lr
+    plot: Path | None = None
+
+
+def centred_average(values: list[float], half: int) -> list[float]:
+    """Mean over steps i-half..i+half (fewer at the ends). The EMA used for the stop test lags the curve by
+    1/(1-smooth) steps, which would move both suggestions to larger learning rates."""
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - half):i + half + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def suggest_steepest(lrs: list[float], losses: list[float]) -> float:
+    """The LR where the smoothed loss falls fastest against log(lr)."""
+    n = len(losses)
+    # The first and last tenth are the noisiest (warm-up of the EMA, start of the explosion).
+    lo, hi = max(1, n // 10), max(2, n - n // 10)
+    best, best_i = math.inf, lo
+    for i in range(lo, min(hi, n - 1)):
+        slope = (losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
+        if slope < best:
+            best, best_i = slope, i
+    return lrs[best_i]
+
+
+def suggest_valley(lrs: list[float], losses: list[float]) -> float:
+    """fastai's valley: the longest run of decreasing loss, then a point 1/2 of the way into it."""
+    n = len(losses)
+    run = [1] * n  # run[i]: length of the longest decreasing subsequence ending at i
+    start, end = 0, 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[end] < run[i]:
+            end, start = i, i - run[i]
+    third = (end - start) / 3
+    return lrs[min(n - 1, max(0, start + int(third) + int(third / 2)))]
+
+
+def lr_range_test(model: nn.Module, data, cfg: TrainConfig, device: torch.device, *, start_lr: float = 1e-7,
+                  end_lr: float = 10.0, num_iter: int = 200, smooth: float = 0.9, diverge: float = 4.0,
+                  method: str = "valley") -> LRFindResult:
+    """Run the range test on a copy of `model` (the original is untouched) with cfg's optimizer and loss."""
+    from ..data import build_augment, normalize
+    from ..training.optim import build_optimizer
+    if method not in METHODS:
+        raise ConvclassError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    if not (0 < start_lr < end_lr):
+        raise ConvclassError(f"need 0 < --start-lr < --end-lr, got {start_lr:g} and {end_lr:g}")
+    if num_iter < 10:
+        raise ConvclassError(f"--num-iter {num_iter} is too few steps to read a curve from; use 100 or more")
+    model = copy.deepcopy(model).to(device).train()
+    opt = build_optimizer(model, cfg.optimizer, start_lr, cfg.weight_decay, cfg.momentum)
+    augment = build_augment(cfg.augment, data.img_size, data.channels)
+    mean, std = torch.tensor(data.mean, device=device), torch.tensor(data.std, device=device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(data.train)
+    bs = min(cfg.batch_size, n)
+    ratio = (end_lr / start_lr) ** (1 / (num_iter - 1))  # per-step growth factor
+    lrs, raw = [], []
+    avg, best, stopped = 0.0, math.inf, False
+    order = torch.randperm(n, generator=gen)
+    pos = 0
+    for step in range(num_iter):
+        if pos + bs > n:  # small data sets are cycled through, reshuffled each pass
+            order, pos = torch.randperm(n, generator=gen), 0
+        idx = order[pos:pos + bs]
+        pos += bs
+        lr = start_lr * ratio ** step
+        for g in opt.param_groups:
+            g["lr"] = lr
+        xb = data.train.x[idx]
+        if augment is not None:
+            xb = augment(xb)
+        xb = normalize(xb.to(device), mean, std)
+        loss = F.cross_entropy(model(xb).float(), data.train.y[idx].to(device),
+                               label_smoothing=cfg.label_smoothing)
+        value = loss.item()
+        if not math.isfinite(value):
+            stopped = True
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        avg = smooth * avg + (1 - smooth) * value
+        smoothed = avg / (1 - smooth ** (step + 1))  # bias correction: the EMA starts at 0
+        # The stop test needs a causal average: the loss is "exploding" once the EMA is 4x its best.
+        lrs.append(lr)
+        raw.append(value)
+        best = min(best, smoothed)
+        if step > 10 and smoothed > diverge * best:
+            stopped = True
+            break
+    if len(raw) < 10:
+        raise ConvclassError(f"the loss exploded after {len(raw)} steps, before the range test could read a "
+                             f"curve; lower --start-lr (now {start_lr:g})")
+    losses = centred_average(raw, max(2, num_iter // 40))
+    steep, valley = suggest_steepest(lrs, losses), suggest_valley(lrs, losses)
+    return LRFindResult(lrs=lrs, losses=losses, raw_losses=raw, steepest=steep, valley=valley,
+                        suggestion=valley if method == "valley" else steep, method=method, stopped_early=stopped)
+
+
+def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "") -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(res.lrs, res.raw_losses, color="0.8", lw=0.8, label="loss")
+    ax.plot(res.lrs, res.losses, color="C0", label="smoothed loss")
+    i_s, i_v = res.lrs.index(res.steepest), res.lrs.index(res.valley)
+    ax.plot(res.steepest, res.losses[i_s], "o", color="C3", label=f"steepest {res.steepest:.2g}")
+    ax.plot(res.valley, res.losses[i_v], "s", color="C2", label=f"valley {res.valley:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    top = max(res.losses[0], min(res.losses) * 2)  # keep the explosion from flattening the curve
+    ax.set_ylim(min(res.losses) * 0.9, top * 1.1)
+    ax.set_title(title or "LR range test")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def lr_find(config: TrainConfig | None = None, *, plot: str | Path | None = None, start_lr: float = 1e-7,
+            end_lr: float = 10.0, num_iter: int = 200, method: str = "valley", **overrides) -> LRFindResult:
+    """The Python API behind `convclass lr-find`: prepare cfg's data and model, run the range test, plot it.
+
+    `plot`: PNG path; default <runs_dir>/lr-find-<data>-<model>.png.
+    """
+    from ..data import prepare_data
+    from ..inference import resolve_device
+    from ..models import create_model, model_entry
+    cfg = (config or TrainConfig()).update(**overrides)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    entry = model_entry(cfg.model)
+    data = prepare_data(cfg.data, data_root=cfg.data_root, img_size=cfg.img_size, channels=cfg.channels,
+                        val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset, seed=cfg.seed,
+                        default_size=entry.default_img_size, verbose=not cfg.quiet)
+    model = create_model(cfg.model, num_classes=len(data.classes), in_chans=data.channels, img_size=data.img_size,
+                         **cfg.model_args)
+    res = lr_range_test(model, data, cfg, device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                        method=method)
+    if plot is None:
+        plot = Path(cfg.runs_dir) / f"lr-find-{data.name}-{cfg.model}.png"
+    res.plot = plot_lr_find(res, plot, title=f"LR range test: {data.name}, {cfg.model}, {cfg.optimizer}")
+    return res
+
+
+def resolve_auto_lr(cfg: TrainConfig, log=print) -> TrainConfig:
+    """`lr: auto` (flag or YAML) -> run the range test and return cfg with the suggested float lr."""
+    if not (isinstance(cfg.lr, str) and cfg.lr.lower() == "auto"):
+        return cfg
+    res = lr_find(cfg.update(lr=1e-3))
+    log(f"lr-find: suggested lr {res.suggestion:.3g} ({res.method}; steepest {res.steepest:.3g}), "
+        f"plot {res.plot}")
+    return cfg.update(lr=float(f"{res.suggestion:.3g}"))

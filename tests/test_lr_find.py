@@ -1,0 +1,74 @@
+"""The LR range test: suggestion rules on known curves, a real run on digits, and `train --lr auto`."""
+import math
+
+import pytest
+import torch
+import yaml
+
+from convclass.cli import main
+from convclass.tuning.lr_finder import centred_average, lr_find, lr_range_test, suggest_steepest, suggest_valley
+
+
+def _curve(n=120):
+    """A loss that is flat, falls fastest at lr=1e-3 (a logistic in log10 lr), bottoms out, then explodes."""
+    lrs = [10 ** (-7 + 8 * i / (n - 1)) for i in range(n)]
+    losses = []
+    for lr in lrs:
+        x = math.log10(lr)
+        fall = 2.0 / (1 + math.exp(-(x + 3) * 3))  # steepest at x = -3
+        blow = math.exp(3 * (x + 0.5)) if x > -0.5 else 0.0
+        losses.append(2.5 - fall + blow)
+    return lrs, losses
+
+
+def test_steepest_finds_the_fastest_fall():
+    lrs, losses = _curve()
+    assert 10 ** -3.2 <= suggest_steepest(lrs, losses) <= 10 ** -2.8
+
+
+def test_valley_lies_inside_the_downhill_stretch():
+    lrs, losses = _curve()
+    v = suggest_valley(lrs, losses)
+    bottom = lrs[losses.index(min(losses))]
+    assert 1e-5 < v < bottom  # after the flat start, before the minimum
+
+
+def test_centred_average_does_not_lag():
+    vals = [0.0] * 10 + [1.0] * 10
+    sm = centred_average(vals, 2)
+    assert sm[9] == pytest.approx(0.4) and sm[10] == pytest.approx(0.6)  # symmetric around the step
+
+
+def test_lr_find_on_digits(tmp_path):
+    res = lr_find(data="digits", model="shallow", data_root=str(tmp_path / "cache"), runs_dir=str(tmp_path),
+                  threads=1, quiet=True, num_iter=80, plot=tmp_path / "lr.png")
+    assert math.isfinite(res.suggestion)
+    assert res.lrs[0] <= res.suggestion <= res.lrs[-1]
+    assert res.lrs[0] <= res.steepest <= res.lrs[-1]
+    assert res.stopped_early  # 1e-7 .. 10 with Adam: the loss explodes before the end of the ramp
+    assert min(res.losses) < res.losses[0] * 0.8  # the test saw the loss fall
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_range_test_leaves_the_model_untouched(tmp_path):
+    from convclass.config import TrainConfig
+    from convclass.data import prepare_data
+    from convclass.models import create_model
+    data = prepare_data("digits", data_root=str(tmp_path / "cache"), seed=0, default_size=32, verbose=False)
+    model = create_model("shallow", num_classes=10, in_chans=data.channels, img_size=data.img_size)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lr_range_test(model, data, TrainConfig(), torch.device("cpu"), num_iter=20)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_train_lr_auto_records_the_chosen_lr(tmp_path, capsys):
+    rc = main(["train", "--data", "digits", "--model", "shallow", "--epochs", "1", "--lr", "auto",
+               "--runs-dir", str(tmp_path), "--data-root", str(tmp_path / "cache"), "--threads", "1",
+               "--name", "auto", "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "lr-find: suggested lr" in out
+    cfg = yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())
+    assert isinstance(cfg["lr"], float) and 1e-7 <= cfg["lr"] <= 10
+    assert f"suggested lr {cfg['lr']:.3g}" in out
+    assert (tmp_path / "lr-find-digits-shallow.png").exists()

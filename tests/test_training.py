@@ -1,0 +1,159 @@
+"""The training loop: every optimizer, schedule and augmentation runs and checkpoints cleanly; seeds reproduce."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from convclass.checkpoint import load_checkpoint
+from convclass.data import AUGMENTATIONS, build_augment, mix_batch
+from convclass.errors import ConvclassError
+from convclass.training import train
+
+# One run per optimizer, each paired with a different schedule, so 5 short runs cover both lists.
+PAIRS = [("sgd", "step"), ("adam", "multistep"), ("adamw", "cosine"), ("rmsprop", "onecycle"),
+         ("adagrad", "plateau")]
+
+
+def digits_run(tmp_path, **kw):
+    args = dict(data="digits", model="shallow", epochs=2, batch_size=64, device="cpu", threads=1, quiet=True,
+                report=False, runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"))
+    args.update(kw)
+    return train(**args)
+
+
+def read_metrics(run_dir, drop=("seconds",)) -> list[dict]:
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
+
+
+def assert_finite_weights_only_checkpoint(path):
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code, by construction
+    ck = load_checkpoint(path)
+    assert set(raw) == set(ck)
+    assert all(torch.isfinite(t).all() for t in ck["model_state"].values() if t.is_floating_point())
+    return ck
+
+
+@pytest.mark.parametrize("optimizer,schedule", PAIRS)
+def test_optimizer_and_schedule_train_and_checkpoint(tmp_path, optimizer, schedule):
+    lr = {"sgd": 0.05, "adagrad": 0.05}.get(optimizer, 3e-3)
+    res = digits_run(tmp_path, optimizer=optimizer, schedule=schedule, lr=lr, step_size=1, gamma=0.5,
+                     milestones=[1], warmup_epochs=0.5)
+    rows = read_metrics(res.run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert res.test_metrics["accuracy"] > 0.3  # 10 classes: chance is 0.1
+    for name in ("last.pt", "best.pt"):
+        ck = assert_finite_weights_only_checkpoint(res.run_dir / name)
+        assert ck["config"]["optimizer"] == optimizer and ck["config"]["schedule"] == schedule
+    lrs = [float(r["lr"]) for r in rows]
+    if schedule in ("step", "multistep"):  # logged lr is the one each epoch trained with
+        assert lrs == pytest.approx([lr, lr * 0.5])
+    if schedule in ("cosine", "onecycle"):  # per-batch schedules end near zero
+        assert lrs[-1] < 0.05 * lr
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_resume_of_per_batch_schedules_matches_uninterrupted(tmp_path, schedule):
+    common = dict(schedule=schedule, warmup_epochs=0.5, epochs=3, lr=3e-3)
+    full = digits_run(tmp_path, name="full", **common)
+    cut = digits_run(tmp_path, name="cut", callbacks=[lambda row, run: row["epoch"] == 1], **common)
+    assert len(read_metrics(cut.run_dir)) == 1
+    resumed = train(resume=cut.run_dir, quiet=True)
+    assert resumed.run_dir == cut.run_dir
+    assert read_metrics(resumed.run_dir) == read_metrics(full.run_dir)
+    a, b = load_checkpoint(full.run_dir / "last.pt"), load_checkpoint(cut.run_dir / "last.pt")
+    assert a["model_state"].keys() == b["model_state"].keys()
+    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
+    assert a["scheduler_state"]["last_epoch"] == b["scheduler_state"]["last_epoch"]
+
+
+def test_extending_a_finished_onecycle_run_is_a_clear_error(tmp_path):
+    res = digits_run(tmp_path, schedule="onecycle", epochs=1)
+    with pytest.raises(ConvclassError, match="onecycle"):
+        train(resume=res.run_dir, epochs=2, quiet=True)
+
+
+def test_same_seed_same_run_and_other_seed_differs(tmp_path):
+    a = digits_run(tmp_path, name="a", seed=3, model="cnn3")
+    b = digits_run(tmp_path, name="b", seed=3, model="cnn3")
+    c = digits_run(tmp_path, name="c", seed=4, model="cnn3")
+    assert read_metrics(a.run_dir) == read_metrics(b.run_dir)
+    assert read_metrics(a.run_dir) != read_metrics(c.run_dir)
+    sa, sb = load_checkpoint(a.run_dir / "last.pt")["model_state"], load_checkpoint(b.run_dir / "last.pt")["model_state"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("extra", [{"augment": a} for a in AUGMENTATIONS if a != "none"]
+                         + [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0},
+                            {"balance": "loss"}, {"balance": "sampler"}, {"label_smoothing": 0.1, "grad_clip": 1.0}],
+                         ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()))
+def test_regularisers_run_one_epoch_on_rgb(tmp_path, rgb_folder, extra):
+    res = train(data=str(rgb_folder), model="shallow", epochs=1, batch_size=8, device="cpu", quiet=True,
+                report=False, runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"), **extra)
+    row = res.history[0]
+    assert math.isfinite(row["train_loss"]) and 0 <= row["val_acc"] <= 1
+    assert_finite_weights_only_checkpoint(res.run_dir / "last.pt")
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augmentations_keep_uint8_shape_and_are_seeded(name, channels):
+    x = torch.randint(0, 256, (6, channels, 16, 16), dtype=torch.uint8)
+    aug = build_augment(name, 16, channels)
+    if name == "none":
+        assert aug is None
+        return
+    torch.manual_seed(0)
+    y1 = aug(x.clone())
+    torch.manual_seed(0)
+    y2 = aug(x.clone())
+    assert y1.dtype == torch.uint8 and y1.shape == x.shape
+    assert torch.equal(y1, y2), "the same seed must give the same augmented batch (resume depends on it)"
+
+
+def test_unknown_augmentation_is_a_user_error():
+    with pytest.raises(ConvclassError, match="augmentation"):
+        build_augment("flip-crop-rotate", 16, 3)
+
+
+@pytest.mark.parametrize("mixup,cutmix", [(0.4, 0.0), (0.0, 1.0)])
+def test_mix_batch_gives_soft_targets_that_sum_to_one(mixup, cutmix):
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 16, 16)
+    y = torch.arange(8) % 4
+    xm, t = mix_batch(x, y, 4, mixup, cutmix)
+    assert xm.shape == x.shape and t.shape == (8, 4)
+    assert torch.allclose(t.sum(1), torch.ones(8))
+    assert (t.max(1).values < 1).any(), "nothing was mixed"
+
+
+def test_divergence_stops_with_a_clear_error_and_saves_nothing(tmp_path):
+    with pytest.raises(ConvclassError) as e:
+        digits_run(tmp_path, optimizer="sgd", lr=1e6, epochs=3, name="boom")
+    msg = str(e.value)
+    assert "diverged" in msg and "--lr" in msg and "\n" not in msg
+    run = tmp_path / "runs" / "boom"
+    assert not list(run.glob("*.pt")), "a diverged run must not write checkpoints"
+
+
+def test_divergence_after_a_good_epoch_keeps_the_good_checkpoint(tmp_path):
+    # Epoch 1 trains at lr 0.01; the step schedule then multiplies it by 1e8, and epoch 2 blows up.
+    with pytest.raises(ConvclassError, match="diverged") as e:
+        digits_run(tmp_path, optimizer="sgd", lr=0.01, schedule="step", step_size=1, gamma=1e8, epochs=3,
+                   name="late")
+    run = tmp_path / "runs" / "late"
+    assert "last.pt" in str(e.value)
+    for name in ("last.pt", "best.pt"):
+        ck = assert_finite_weights_only_checkpoint(run / name)
+        assert ck["epoch"] == 0  # still the good epoch 1
+    assert [int(r["epoch"]) for r in read_metrics(run)] == [1]
+
+
+def test_early_stopping(tmp_path):
+    res = digits_run(tmp_path, lr=0.0, optimizer="sgd", epochs=6, patience=2)
+    # lr 0 never improves on epoch 1, so epochs 2 and 3 are the two bad ones.
+    assert len(res.history) == 3

@@ -1,0 +1,99 @@
+"""Optuna sweeps: search-space parsing, two processes sharing one SQLite study, and a killed trial."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from convclass.config import load_config
+from convclass.errors import ConvclassError
+from convclass.tuning.space import Param, apply_params, parse_param_flag, _param
+from convclass.config import TrainConfig
+
+optuna = pytest.importorskip("optuna")
+
+# Tiny trials: digits (8x8), the one-layer CNN, one epoch, a narrow space.
+SPACE = ["--param", "lr=1e-3:1e-2:log", "--param", "batch_size=32,64"]
+
+
+def _tune_cmd(tmp_path, study, *extra):
+    return [sys.executable, "-m", "convclass", "tune", "--data", "digits", "--model", "shallow", "--epochs", "1",
+            "--threads", "1", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path / "cache"),
+            "--storage", f"sqlite:///{tmp_path / 'tune.db'}", "--study", study, *SPACE, *extra]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+
+
+def _trials(tmp_path, study):
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{tmp_path / 'tune.db'}").get_trials()
+
+
+def test_param_flags_parse():
+    p = parse_param_flag("lr=1e-4:1e-1:log")
+    assert (p.low, p.high, p.log, p.integer) == (1e-4, 1e-1, True, False)
+    assert parse_param_flag("epochs=2:6").integer
+    assert parse_param_flag("batch_size=32,64").choices == [32, 64]
+    assert parse_param_flag("model-args.width=0.5,1").name == "model_args.width"
+    assert _param("lr", {"low": "1e-4", "high": 0.1, "log": True}).low == 1e-4  # YAML reads 1e-4 as a string
+    with pytest.raises(ConvclassError, match="not a training option"):
+        parse_param_flag("learning_rate=1:2")
+    with pytest.raises(ConvclassError, match="low > 0"):
+        parse_param_flag("weight_decay=0:1e-2:log")
+
+
+def test_apply_params_merges_model_knobs():
+    cfg = apply_params(TrainConfig(model_args={"dropout": 0.1}), {"lr": 0.01, "model_args.width": 2.0})
+    assert cfg.lr == 0.01 and cfg.model_args == {"dropout": 0.1, "width": 2.0}
+
+
+def test_two_processes_share_one_study(tmp_path):
+    procs = [subprocess.Popen(_tune_cmd(tmp_path, "shared", "--trials", str(n)), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (2, 3)]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    trials = _trials(tmp_path, "shared")
+    numbers = [t.number for t in trials]
+    assert len(trials) == 5 and sorted(numbers) == list(range(5))  # none lost, none duplicated
+    assert all(t.state.name == "COMPLETE" for t in trials), [t.state for t in trials]
+    run_dirs = {t.user_attrs["run_dir"] for t in trials}
+    assert len(run_dirs) == 5  # every trial trained in its own run folder
+    best = load_config(tmp_path / "runs" / "tune-shared" / "best.yaml")  # loadable by train --config
+    top = max(trials, key=lambda t: t.value)
+    assert best.lr == pytest.approx(top.params["lr"]) and best.batch_size == top.params["batch_size"]
+    assert (tmp_path / "runs" / "tune-shared" / "history.png").exists()
+
+
+def test_killed_trial_is_marked_failed_and_study_continues(tmp_path):
+    # A long trial (200 epochs) with 1 s heartbeats; kill the process once the trial is running.
+    p = subprocess.Popen(_tune_cmd(tmp_path, "killed", "--trials", "1", "--heartbeat", "1", "--epochs", "200"),
+                         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if (tmp_path / "tune.db").exists():
+                try:
+                    running = [t for t in _trials(tmp_path, "killed") if t.state.name == "RUNNING"]
+                except KeyError:  # the study is not created yet
+                    running = []
+                if running and running[0].intermediate_values:  # mid-trial: at least one epoch reported
+                    break
+            assert p.poll() is None, "tune exited before its trial was running"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no running trial within 180 s")
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    assert [t.state.name for t in _trials(tmp_path, "killed")] == ["RUNNING"]  # what a dead process leaves
+    time.sleep(4)  # past the grace period (3 heartbeats)
+    out = subprocess.run(_tune_cmd(tmp_path, "killed", "--trials", "1", "--heartbeat", "1"), env=_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "marked 1 trial(s) of a dead process as FAIL" in out.stdout
+    trials = _trials(tmp_path, "killed")
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == trials[0].params  # the killed trial's settings were retried, not lost

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_machine  # noqa: E402
 
 
-def small_run(base: Path) -> Path:
-    """cnn3 trained for one epoch on 3 classes x 40 synthetic 32x32 PNGs (about 10-20 s on 2 cores)."""
+def small_run(base: Path, arch: str = "cnn3") -> Path:
+    """`arch` trained for one epoch on 3 classes x 40 synthetic 32x32 PNGs (10-30 s on 2 cores)."""
     import numpy as np
     from PIL import Image
 
@@ -44,7 +44,7 @@ def small_run(base: Path) -> Path:
         for i in range(40):
             a = np.clip(np.asarray(colour) + rng.normal(0, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(a).save(d / f"{i}.png")
-    res = train(data=str(base / "data"), model="cnn3", epochs=1, batch_size=32, device="cpu",
+    res = train(data=str(base / "data"), model=arch, img_size=32, epochs=1, batch_size=32, device="cpu",
                 runs_dir=str(base / "runs"), data_root=str(base / "cache"), quiet=True, name="load")
     return res.run_dir
 
@@ -109,22 +109,25 @@ def get_json(port: int, path: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="run folder or export to serve (default: train a small cnn3 first)")
+    ap.add_argument("--model", help="run folder or export to serve (default: train --arch first)")
+    ap.add_argument("--arch", default="cnn3", help="model to train when --model is not given")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=200, help="requests before the memory baseline")
     ap.add_argument("--max-batch", type=int, default=64, help="server's --max-batch (1 turns batching off)")
+    ap.add_argument("--threads", type=int, help="server's --threads (model CPU threads)")
     args = ap.parse_args()
     print_machine()
     with tempfile.TemporaryDirectory(prefix="convclass-load-") as tmp:
         base = Path(tmp)
-        model = Path(args.model) if args.model else small_run(base)
+        model = Path(args.model) if args.model else small_run(base, args.arch)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         server = subprocess.Popen([sys.executable, "-m", "convclass", "serve", str(model), "--port", str(port),
-                                   "--max-batch", str(args.max_batch)],
+                                   "--max-batch", str(args.max_batch),
+                                   *(["--threads", str(args.threads)] if args.threads else [])],
                                   cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.time() + 120

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +52,34 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
     return p
 
 
+def _first_line(msg: str) -> str:
+    return next((ln.strip() for ln in msg.splitlines() if ln.strip()), "")[:120]
+
+
+def _refusal_reason(msg: str) -> str:
+    """The line of torch's weights_only error that names what was refused (e.g. `GLOBAL posix.system`)."""
+    for key in ("GLOBAL", "Unsupported"):
+        for ln in msg.splitlines():
+            if key in ln:
+                return ln.strip().rstrip(".")[:120]
+    return "not plain data"
+
+
 def load_checkpoint(run_or_ckpt: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = resolve_checkpoint(run_or_ckpt)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on old pickle protocols would add lines to the one error
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = str(e).split("\n")[0][:120]
+        if "weights only load failed" not in str(e).lower():  # a corrupt file, not a refused object
+            raise ConvclassError(f"cannot read checkpoint {path}: {_first_line(str(e))}") from None
         raise ConvclassError(f"refusing to load {path}: it holds pickled Python objects, not only tensors and "
-                             f"plain data ({detail}); use a checkpoint written by convclass") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ConvclassError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:120]}") from None
+                             f"plain data ({_refusal_reason(str(e))}); use a checkpoint written by convclass"
+                             ) from None
+    except Exception as e:  # truncated zip, garbage bytes (KeyError from the legacy reader), I/O errors
+        raise ConvclassError(f"cannot read checkpoint {path} ({type(e).__name__}: {_first_line(str(e))}); "
+                             "is it a complete .pt file written by convclass?") from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "arch" not in ckpt:
         raise ConvclassError(f"{path} is not a convclass checkpoint (no model_state/arch); for a bare state dict "
                              "use --weights when fine-tuning")

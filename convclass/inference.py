@@ -67,13 +67,22 @@ class LoadedModel:
 def load_model(run_or_ckpt: str | Path, device: str = "auto") -> LoadedModel:
     dev = resolve_device(device)
     ckpt = load_checkpoint(run_or_ckpt)
-    model = create_model(ckpt["arch"], **ckpt["arch_args"])
-    model.load_state_dict(ckpt["model_state"])
+    try:
+        model = create_model(ckpt["arch"], **ckpt["arch_args"])
+        model.load_state_dict(ckpt["model_state"])
+        pre = ckpt["preprocess"]
+        pre["img_size"], pre["channels"], pre["mean"], pre["std"]
+    except (KeyError, TypeError, RuntimeError) as e:  # a hand-edited or mismatched checkpoint
+        detail = f"missing key {e}" if isinstance(e, KeyError) else _first_line(str(e))
+        raise ConvclassError(f"{run_or_ckpt}: the checkpoint does not describe a usable model ({detail})") from None
     model.to(dev).eval()
-    pre = ckpt["preprocess"]
     return LoadedModel(model=model, arch=ckpt["arch"], classes=list(ckpt["classes"]), img_size=pre["img_size"],
                        channels=pre["channels"], mean=list(pre["mean"]), std=list(pre["std"]), device=dev,
                        metrics=dict(ckpt.get("metrics") or {}), checkpoint_path=str(run_or_ckpt))
+
+
+def _first_line(msg: str) -> str:
+    return next((ln.strip() for ln in msg.splitlines() if ln.strip()), "")[:160]
 
 
 @torch.no_grad()

@@ -4,28 +4,30 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import optuna
 import pytest
 
-from convclass.config import load_config
+from convclass.config import TrainConfig, load_config
 from convclass.errors import ConvclassError
-from convclass.tuning.space import Param, apply_params, parse_param_flag, _param
-from convclass.config import TrainConfig
+from convclass.tuning.space import _param, apply_params, parse_param_flag
 
-optuna = pytest.importorskip("optuna")
-
-# Tiny trials: digits (8x8), the one-layer CNN, one epoch, a narrow space.
-SPACE = ["--param", "lr=1e-3:1e-2:log", "--param", "batch_size=32,64"]
+# Tiny trials: digits (8x8), the one-layer CNN, one epoch, a narrow space (a YAML file plus a flag).
+SPACE = "lr: {low: 1e-3, high: 1e-2, log: true}\nbatch_size: [32, 64]\n"
 
 
 def _tune_cmd(tmp_path, study, *extra):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
     return [sys.executable, "-m", "convclass", "tune", "--data", "digits", "--model", "shallow", "--epochs", "1",
             "--threads", "1", "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path / "cache"),
-            "--storage", f"sqlite:///{tmp_path / 'tune.db'}", "--study", study, *SPACE, *extra]
+            "--storage", f"sqlite:///{tmp_path / 'tune.db'}", "--study", study, "--space", str(space),
+            "--param", "model_args.filters=4,8", *extra]
 
 
 def _env():
-    return {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
 
 
 def _trials(tmp_path, study):
@@ -37,6 +39,8 @@ def test_param_flags_parse():
     assert (p.low, p.high, p.log, p.integer) == (1e-4, 1e-1, True, False)
     assert parse_param_flag("epochs=2:6").integer
     assert parse_param_flag("batch_size=32,64").choices == [32, 64]
+    assert parse_param_flag("augment=none,flip-crop").choices == ["none", "flip-crop"]  # a preset, not None
+    assert parse_param_flag("grad_clip=none,1").choices == [None, 1]
     assert parse_param_flag("model-args.width=0.5,1").name == "model_args.width"
     assert _param("lr", {"low": "1e-4", "high": 0.1, "log": True}).low == 1e-4  # YAML reads 1e-4 as a string
     with pytest.raises(ConvclassError, match="not a training option"):
@@ -52,18 +56,20 @@ def test_apply_params_merges_model_knobs():
 
 def test_two_processes_share_one_study(tmp_path):
     procs = [subprocess.Popen(_tune_cmd(tmp_path, "shared", "--trials", str(n)), env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (2, 3)]
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (2, 2)]
     outs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trials = _trials(tmp_path, "shared")
     numbers = [t.number for t in trials]
-    assert len(trials) == 5 and sorted(numbers) == list(range(5))  # none lost, none duplicated
+    assert len(trials) == 4 and sorted(numbers) == list(range(4))  # none lost, none duplicated
     assert all(t.state.name == "COMPLETE" for t in trials), [t.state for t in trials]
     run_dirs = {t.user_attrs["run_dir"] for t in trials}
-    assert len(run_dirs) == 5  # every trial trained in its own run folder
+    assert len(run_dirs) == 4  # every trial trained in its own run folder
     best = load_config(tmp_path / "runs" / "tune-shared" / "best.yaml")  # loadable by train --config
     top = max(trials, key=lambda t: t.value)
     assert best.lr == pytest.approx(top.params["lr"]) and best.batch_size == top.params["batch_size"]
+    assert set(top.params) == {"lr", "batch_size", "model_args.filters"}
+    assert best.model_args == {"filters": top.params["model_args.filters"]}
     assert (tmp_path / "runs" / "tune-shared" / "history.png").exists()
 
 

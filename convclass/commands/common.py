@@ -24,6 +24,14 @@ HELP = {
     "device": "auto | cpu | cuda",
     "milestones": "comma-separated epochs for the multistep schedule, e.g. 30,60",
     "model_args": "model knob as KEY=VALUE (repeatable), e.g. --model-arg width=2",
+    "pretrained": "start from ImageNet weights (torchvision models, efficientnet_lite0 offline, timm:<name>); "
+                  "resolution and mean/std follow the weights",
+    "weights": "start from a state dict or convclass checkpoint/run folder (the head is re-created when the "
+               "class count differs)",
+    "freeze": "none | backbone (train the head only)",
+    "fine_tune": "E1,E2: E1 epochs head only, then E2 epochs all layers (sets --epochs E1+E2)",
+    "lr_decay": "discriminative learning rates: lr x this per layer group from the head to the input (1 = off)",
+    "freeze_bn": "keep BatchNorm running statistics fixed while training",
 }
 
 

@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
                                      "to share a study across machines")
     p.add_argument("--space", metavar="YAML", help="search space file (see convclass/tuning/space.py)")
     p.add_argument("--param", action="append", metavar="NAME=SPEC", help="searched option, LOW:HIGH[:log] or "
-                   "A,B,C (repeatable; with --space, overrides it; without either, a default space is used)")
+                   "A,B,C, replacing or adding to the --space file or the default space (repeatable); a single "
+                   "value fixes the option")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
     p.add_argument("--pruner", default="median", choices=["median", "none"],
                    help="median: stop a trial whose val_acc falls below the median of earlier trials at that epoch")
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..tuning import default_space, parse_param_flag, parse_space_file, resolve_auto_lr, tune
     cfg = config_from_args(args)
-    space = parse_space_file(args.space) if args.space else ([] if args.param else default_space(cfg.model))
+    space = parse_space_file(args.space) if args.space else default_space(cfg.model)
     for text in args.param or []:
         p = parse_param_flag(text)
         space = [q for q in space if q.name != p.name] + [p]

@@ -22,13 +22,13 @@ def plot_class_counts(counts: dict[str, list[int]], classes: list[str], path: st
     for n, s in enumerate(splits):
         ax.bar(x + (n - (len(splits) - 1) / 2) * w, counts[s], width=w, label=f"{s} ({sum(counts[s])})")
     step = label_step(k)
-    ax.set_xticks(x[::step], [short(c) for c in classes][::step], rotation=90 if k > 10 else 0,
-                  fontsize=9 if k <= 30 else 6)
+    ax.set_xticks(x[::step], [short(c) for c in classes][::step], rotation=90 if k > 10 else 30,
+                  ha="center" if k > 10 else "right", fontsize=9 if k <= 30 else 6)
     ax.set_xlim(-0.7, k - 0.3)
     ax.set_xlabel("class")
     ax.set_ylabel("images")
-    ax.legend()
-    ax.set_title("images per class and split")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.set_title("images per class and split", pad=24)
     return save(fig, path)
 
 
@@ -43,6 +43,12 @@ def plot_sizes(sizes: list[tuple[int, int]], modes: list[str], path: str | Path)
         ax.scatter(wh[:, 0], wh[:, 1], s=20 + 300 * n / n.max(), alpha=0.5)
         for (w, h), m in c.most_common(3):
             ax.annotate(f"{w}x{h}: {m}", (w, h), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    if len(n):  # from 0, whole pixels: one size alone would otherwise get a zoomed axis of 0.1-pixel ticks
+        from matplotlib.ticker import MaxNLocator
+        ax.set_xlim(0, wh[:, 0].max() * 1.15 + 1)
+        ax.set_ylim(0, wh[:, 1].max() * 1.15 + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("width (pixels)")
     ax.set_ylabel("height (pixels)")
     ax.set_title(f"image sizes ({len(c)} distinct)")

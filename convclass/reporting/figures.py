@@ -85,9 +85,15 @@ def plot_confusion(cm, classes: list[str], path: str | Path, normalize: bool = F
         kw.update(vmin=0, vmax=1 if normalize else max(cm.max(), 1))
     im = ax.imshow(shown, cmap="Blues", interpolation="nearest", **kw)
     ax.set_facecolor("white")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02,
-                 label=("fraction of the true class" + (" (square-root scale)" if k > 20 else "")) if normalize else "images (log scale)" if "norm" in kw
-                 else "images")
+    if normalize:
+        label = "fraction of the true class" + (" (square-root scale)" if k > 20 else "")
+    else:
+        label = "images (log scale)" if "norm" in kw else "images"
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
+    if "norm" in kw and not normalize:  # plain numbers (1, 2, 5, 10, ...) rather than 10^0, 10^1
+        ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if t <= cm.max()]
+        cbar.set_ticks(ticks, labels=[str(t) for t in ticks])
+        cbar.minorticks_off()
     step = label_step(k)
     fs = 9 if k <= 20 else 7
     ticks = np.arange(0, k, step)
@@ -131,7 +137,7 @@ def plot_per_class(per_class: list[dict], path: str | Path) -> Path:
     ax.set_yticks(y[::step], [short(r["class"]) for r in rows][::step], fontsize=9 if k <= 30 else 6)
     ax.set_ylim(-0.7, k - 0.3)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.0)
+    ax.set_xlim(0, 1.02)  # room for markers at exactly 1.0
     ax.set_xlabel("score (0 to 1)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
@@ -150,13 +156,15 @@ def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Pa
     ax.bar(x - 0.2, t, width=0.4, label="true", color="tab:gray")
     ax.bar(x + 0.2, p, width=0.4, label="predicted", color="tab:blue")
     step = label_step(k)
-    ax.set_xticks(x[::step], [short(c) for c in classes][::step], rotation=90 if k > 10 else 0,
-                  fontsize=9 if k <= 30 else 6)
+    ax.set_xticks(x[::step], [short(c) for c in classes][::step], rotation=90 if k > 10 else 30,
+                  ha="center" if k > 10 else "right", fontsize=9 if k <= 30 else 6)
     ax.set_xlim(-0.7, k - 0.3)
+    from matplotlib.ticker import MaxNLocator
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # image counts are whole numbers
     ax.set_ylabel("images")
     ax.set_xlabel("class")
-    ax.legend()
-    ax.set_title("predicted vs true class counts (test split)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.set_title("predicted vs true class counts (test split)", pad=22)
     return save(fig, path)
 
 

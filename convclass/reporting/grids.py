@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .plotting import DPI, pyplot, save, short
+from .plotting import DPI, pyplot, short
 
 __all__ = ["confident_indices", "plot_image_grid", "plot_prediction_grid", "plot_mosaic", "to_hwc"]
 
@@ -43,7 +43,7 @@ def plot_mosaic(rows: list[list], path: str | Path, title: str, captions: list[l
     """rows of images -> one PNG; a caption band of `caption_lines` text lines above each image, an optional
     label left of each row. Pixel-exact: one figure pixel per mosaic pixel."""
     plt = pyplot()
-    pad, line_px, title_px = 6, 11, 26
+    pad, line_px, title_px = 6 + 14 * (caption_lines > 0), 10, 26  # captions get 14 more pixels of width
     label_px = 120 if row_labels else 0
     cols = max((len(r) for r in rows), default=1) or 1
     cell_w, cell_h = side + pad, side + pad + caption_lines * line_px
@@ -92,13 +92,13 @@ def confident_indices(y_true, probs, correct: bool, n: int = 24) -> np.ndarray:
 
 def plot_image_grid(images, titles: list[str], path: str | Path, title: str, cols: int = 8,
                     colors: list[str] | None = None) -> Path:
-    """Images (N, C, H, W) or a list of (H, W[, C]) uint8 with a caption of up to two lines each."""
+    """Images (N, C, H, W) or a list of (H, W[, C]) uint8 with a caption of up to three short lines each."""
     n = len(images)
     chunks = [list(range(i, min(i + cols, n))) for i in range(0, n, cols)]
     return plot_mosaic([[images[i] for i in ch] for ch in chunks], path, title,
                        captions=[[titles[i] for i in ch] for ch in chunks],
                        colors=[[colors[i] for i in ch] for ch in chunks] if colors else None, side=80,
-                       caption_lines=2)
+                       caption_lines=3)
 
 
 def plot_prediction_grid(images, y_true, probs, classes: list[str], path: str | Path, correct: bool,
@@ -106,9 +106,9 @@ def plot_prediction_grid(images, y_true, probs, classes: list[str], path: str | 
     """The `n` most confident correct (or wrong) predictions, captioned true / predicted (probability)."""
     probs = np.asarray(probs)
     idx = confident_indices(y_true, probs, correct, n)
-    titles = [f"true: {short(classes[int(y_true[i])], 14)}\npred: {short(classes[int(probs[i].argmax())], 12)} "
-              f"{probs[i].max():.2f}" for i in idx]
+    titles = [f"true: {short(classes[int(y_true[i])], 15)}\npred: {short(classes[int(probs[i].argmax())], 15)}\n"
+              f"p = {probs[i].max():.2f}" for i in idx]
     what = "correct" if correct else "wrong"
     return plot_image_grid([images[i] for i in idx], titles, path,
-                           f"most confident {what} predictions (number: probability of the predicted class)",
+                           f"most confident {what} predictions (p: probability of the predicted class)",
                            colors=["darkgreen" if correct else "darkred"] * len(idx))

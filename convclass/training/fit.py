@@ -158,13 +158,13 @@ def _validate_sharded(model, split, data, device, batch_size, ctx) -> tuple[dict
     return {"loss": loss_sum / n if n else nan, "acc": correct / n if n else nan}, logits
 
 
-def _heartbeat(run_dir: Path, every_s: float = 2.0):
+def _heartbeat(run_dir: Path, every_s: float = 0.2):
     """Rank 0 notes how far the current epoch got, so a restart can say how many steps it redoes."""
     last = [0.0]
 
     def beat(epoch: int, step: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= every_s:
+        if step == 1 or now - last[0] >= every_s:  # a tiny file, throttled: negligible next to a step
             last[0] = now
             tmp = run_dir / ".progress.json.tmp"
             tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
@@ -207,6 +207,30 @@ def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, b
     }
 
 
+def _absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """A relative --data folder/CSV (and --data-root) made absolute, so config.yaml still finds the data when
+    `evaluate` or `--resume` runs from another working directory."""
+    data = Path(cfg.data).expanduser()
+    if data.exists():
+        cfg = cfg.update(data=str(data.resolve()))
+    if not cfg.data_root.startswith("~") and not Path(cfg.data_root).is_absolute():
+        cfg = cfg.update(data_root=str(Path(cfg.data_root).resolve()))
+    return cfg
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    """Values no run can use, rejected before any work (and before a run folder exists)."""
+    if cfg.epochs < 1:
+        raise ConvclassError(f"--epochs must be at least 1, not {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise ConvclassError(f"--batch-size must be at least 1, not {cfg.batch_size}")
+    if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and cfg.lr >= 0):
+        raise ConvclassError(f"--lr must be a finite number >= 0, not {cfg.lr}")
+    for name in ("val_split", "test_split"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ConvclassError(f"--{name.replace('_', '-')} is a fraction in [0, 1), not {getattr(cfg, name)}")
+
+
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
           callbacks: list | None = None, prepared: PreparedData | None = None, **overrides) -> TrainResult:
     """Train a model; the Python API behind `convclass train`. Overrides are TrainConfig fields.
@@ -231,8 +255,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if (run_dir / "last.pt").exists():
             ckpt = load_checkpoint(run_dir / "last.pt")
     else:
-        cfg = finetune.resolve_config((config or TrainConfig()).update(**overrides))
+        cfg = _absolute_paths(finetune.resolve_config((config or TrainConfig()).update(**overrides)))
         run_dir = None
+    _check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx, device = init_distributed(resolve_device(cfg.device))
@@ -345,9 +370,11 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             payload = _checkpoint_payload(model, cfg, data, epoch=epoch, history=history, best_val=best_val,
                                           bad_epochs=bad_epochs, metrics=metrics, **payload_args)
             if ctx.is_main:
-                save_checkpoint(payload, run_dir / "last.pt")
+                # best.pt before last.pt: a kill between the two then leaves last.pt one epoch behind, and the
+                # resumed run redoes that epoch and rewrites best.pt identically (the other order loses best.pt).
                 if improved:
                     save_checkpoint(payload, run_dir / "best.pt")
+                save_checkpoint(payload, run_dir / "last.pt")
                 write_metrics_csv(history, run_dir / "metrics.csv")
                 for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
                     tb.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)

@@ -30,6 +30,8 @@ def plot_history(trials, path: str | Path, title: str = "") -> Path:
     if pruned:
         ax.plot(*zip(*pruned), "x", color="0.5", label="pruned (last report)")
     failed = [t.number for t in trials if t.state.name == "FAIL"]
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy")
     ax.set_title(title + (f"  ({len(failed)} failed)" if failed else ""))

@@ -56,9 +56,9 @@ def _storage(url: str, heartbeat: int, grace: int | None):
             url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=grace or 3 * heartbeat,
             # A trial whose process died is marked FAIL and its parameters queued once more as a new trial.
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except ModuleNotFoundError as e:
-        raise ConvclassError(f"--storage {url.split(':')[0]} needs the {e.name} package; "
-                             f"pip install psycopg2-binary (PostgreSQL)") from None
+    except ImportError:  # optuna's message for a missing database driver
+        raise ConvclassError(f"--storage {url.split(':')[0]}: its database driver is not installed; "
+                             "pip install psycopg2-binary (PostgreSQL) or 'convclass[postgres]'") from None
 
 
 def open_study(study: str, storage: str, *, heartbeat: int = 10, grace: int | None = None,

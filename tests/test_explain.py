@@ -91,6 +91,9 @@ def test_explain_cli_writes_overlays_feature_maps_and_filters(marker_run, tmp_pa
     w, h = Image.open(overlays[0]).size
     assert w > 300 and h > 100
     assert "predicted" in r.out and "features.8" in r.out  # the default layer is the last convolution
+    r = cli("explain", res.run_dir, imgs[0], "--device", "cpu")
+    assert r.rc == 0, r
+    assert len(list((res.run_dir / "explain").glob("*_gradcam.png"))) == 1  # default output: RUN/explain
 
 
 def test_explain_errors_are_one_line(marker_run, tmp_path, cli):

@@ -26,6 +26,15 @@ def test_steepest_finds_the_fastest_fall():
     assert 10 ** -3.2 <= suggest_steepest(lrs, losses) <= 10 ** -2.8
 
 
+def test_steepest_ignores_a_dip_after_the_first_bump():
+    lrs, losses = _curve()
+    for i, lr in enumerate(lrs):  # unstable region: up by 0.5 around lr 3e-2, then a sharp dip at 1e-1
+        x = math.log10(lr)
+        if -1.8 < x < -0.6:
+            losses[i] += 0.5 * math.sin((x + 1.8) / 1.2 * math.pi) - (0.6 if x > -1.2 else 0.0)
+    assert 10 ** -3.3 <= suggest_steepest(lrs, losses) <= 10 ** -2.7
+
+
 def test_valley_lies_inside_the_downhill_stretch():
     lrs, losses = _curve()
     v = suggest_valley(lrs, losses)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -157,3 +160,45 @@ def test_early_stopping(tmp_path):
     res = digits_run(tmp_path, lr=0.0, optimizer="sgd", epochs=6, patience=2)
     # lr 0 never improves on epoch 1, so epochs 2 and 3 are the two bad ones.
     assert len(res.history) == 3
+
+
+def test_make_demo_command_reaches_097_on_digits(tmp_path, cli):
+    """The exact `make demo` training command (read from the Makefile) ends with its accuracy and run folder."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    line = next(ln for ln in makefile.splitlines() if "convclass train" in ln and "digits" in ln)
+    args = shlex.split(line.split("convclass", 1)[1])
+    res = cli(*args, "--runs-dir", tmp_path / "runs", "--data-root", tmp_path / "cache", "--no-report",
+              "--threads", "1")
+    assert res.rc == 0, res
+    last = res.out.strip().splitlines()[-1]
+    m = re.fullmatch(r"test accuracy: (0\.\d{4})  run folder: (.+)", last)
+    assert m, last
+    assert float(m.group(1)) >= 0.97 and Path(m.group(2)).is_dir()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_dying_between_the_two_checkpoint_writes_loses_nothing(tmp_path, monkeypatch):
+    """Die right after the first checkpoint write of the last epoch (a kill between best.pt and last.pt):
+    the resumed run must still end with the uninterrupted run's best.pt."""
+    import convclass.training.fit as fit
+    ref = digits_run(tmp_path, name="ref")
+    assert ref.history[1]["val_acc"] > ref.history[0]["val_acc"], "epoch 2 must improve for this test to bite"
+    real_save = fit.save_checkpoint
+
+    def save_then_die(payload, path):
+        real_save(payload, path)
+        if payload["epoch"] == 1:
+            raise _Killed(path)
+    monkeypatch.setattr(fit, "save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        digits_run(tmp_path, name="cut")
+    monkeypatch.setattr(fit, "save_checkpoint", real_save)
+    run = tmp_path / "runs" / "cut"
+    train(resume=run, quiet=True)
+    for name in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(run / name), load_checkpoint(ref.run_dir / name)
+        assert a["epoch"] == b["epoch"] == 1, name
+        assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])

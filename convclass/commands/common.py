@@ -55,6 +55,9 @@ def _float_or_auto(v: str):
     return "auto" if v.strip().lower() == "auto" else float(v)
 
 
+_float_or_auto.__name__ = "float or 'auto'"  # argparse names the type in its error message
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (so a new config field is a new flag), plus --config."""
     p.add_argument("--config", help="YAML config (a run's config.yaml re-runs it); flags override it")

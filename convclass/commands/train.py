@@ -1,4 +1,6 @@
 """convclass train"""
+from pathlib import Path
+
 from .common import add_config_flags, config_from_args
 
 
@@ -54,6 +56,11 @@ def run(args) -> int:
     from ..training import train
     if args.nproc and "LOCAL_RANK" not in os.environ:
         return _launch(args)
+    if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+        # An elastic restart of a plain `torchrun … train --name NAME`: continue that run, not a new one.
+        cfg = config_from_args(args)
+        if cfg.name and (Path(cfg.runs_dir) / cfg.name / "config.yaml").exists():
+            args.resume = str(Path(cfg.runs_dir) / cfg.name)
     if args.resume:
         res = train(resume=args.resume, epochs=args.epochs, quiet=bool(args.quiet))
     else:

@@ -71,9 +71,8 @@ def explain_images(run_or_ckpt: str | Path | LoadedModel, images: list[str], met
                                  f"({', '.join(lm.classes[:10])}{', ...' if len(lm.classes) > 10 else ''})")
         tgt = lm.classes.index(target)
     layer_name, _ = find_layer(lm.model, layer)
-    out = Path(output) if output else Path(lm.checkpoint_path).parent / "explain"
-    if out.suffix == ".pt":
-        out = out.parent / "explain"
+    src = Path(lm.checkpoint_path)
+    out = Path(output) if output else (src if src.is_dir() else src.parent) / "explain"
     out.mkdir(parents=True, exist_ok=True)
     items = []
     for i in range(0, len(ok), 64):

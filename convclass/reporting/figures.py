@@ -18,6 +18,7 @@ def _col(history: list[dict], key: str) -> np.ndarray:
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "training curves") -> Path:
     """Loss, accuracy and learning rate against epoch, from metrics.csv rows."""
+    from matplotlib.ticker import MaxNLocator
     plt = pyplot()
     ep = _col(history, "epoch")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
@@ -38,8 +39,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "training cu
         ax.set_xlabel("epoch")
         ax.set_title(t)
         ax.grid(alpha=0.3)
-        if len(ep) and len(ep) <= 20:
-            ax.set_xticks(ep)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     axes[0].legend()
     axes[1].legend()
     fig.suptitle(title)
@@ -55,7 +55,9 @@ def plot_compare_curves(histories: dict[str, list[dict]], path: str | Path) -> P
     for name, hist in histories.items():
         for ax, (key, _, scale) in zip(axes, panels):
             ax.plot(_col(hist, "epoch"), scale * _col(hist, key), "-o", ms=3, label=short(name, 30))
+    from matplotlib.ticker import MaxNLocator
     for ax, (_, label, _) in zip(axes, panels):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

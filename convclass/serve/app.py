@@ -121,11 +121,11 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
         return JSONResponse(schema)
 
     def explain(x_uint8: torch.Tensor, target: int, thumb) -> str:
+        from ..interpret import grad_cam  # on first use: interpret also loads the plotting helpers
         model = predictor.model
         dev = next(model.parameters()).device
         m = torch.as_tensor(predictor.mean, device=dev)
         s = torch.as_tensor(predictor.std, device=dev)
-        from ..interpret import grad_cam
         cams, _, _ = grad_cam(model, normalize(x_uint8.to(dev), m, s), layer=cam_layer, target=target)
         return overlay_png(thumb, cams[0].numpy())
 

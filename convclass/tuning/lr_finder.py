@@ -48,21 +48,8 @@ def centred_average(values: list[float], half: int) -> list[float]:
     return out
 
 
-def suggest_steepest(lrs: list[float], losses: list[float]) -> float:
-    """The LR where the smoothed loss falls fastest against log(lr)."""
-    n = len(losses)
-    # The first and last tenth are the noisiest (warm-up of the EMA, start of the explosion).
-    lo, hi = max(1, n // 10), max(2, n - n // 10)
-    best, best_i = math.inf, lo
-    for i in range(lo, min(hi, n - 1)):
-        slope = (losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
-        if slope < best:
-            best, best_i = slope, i
-    return lrs[best_i]
-
-
-def suggest_valley(lrs: list[float], losses: list[float]) -> float:
-    """fastai's valley: the longest run of decreasing loss, then a point 1/2 of the way into it."""
+def _longest_descent(losses: list[float]) -> tuple[int, int]:
+    """(start, end) of the longest decreasing subsequence of the curve: its main downhill stretch."""
     n = len(losses)
     run = [1] * n  # run[i]: length of the longest decreasing subsequence ending at i
     start, end = 0, 0
@@ -71,9 +58,40 @@ def suggest_valley(lrs: list[float], losses: list[float]) -> float:
             if losses[i] < losses[j] and run[i] < run[j] + 1:
                 run[i] = run[j] + 1
         if run[end] < run[i]:
-            end, start = i, i - run[i]
+            end, start = i, max(0, i - run[i])
+    return start, end
+
+
+def _first_rise(losses: list[float], rise: float = 0.2) -> int:
+    """Index where the loss, having fallen by 10%+, first climbs back by `rise` of its fall: the first bump."""
+    low = losses[0]
+    for i, v in enumerate(losses):
+        low = min(low, v)
+        fall = losses[0] - low
+        if fall > 0.1 * abs(losses[0]) and v > low + rise * fall:
+            return i
+    return len(losses) - 1
+
+
+def suggest_steepest(lrs: list[float], losses: list[float]) -> float:
+    """The LR where the smoothed loss falls fastest against log(lr), on the main descent before the first bump.
+
+    Past the first bump the loss is unstable: a noisy dip there can look steeper than the real descent."""
+    start, end = _longest_descent(losses)
+    lo, hi = max(1, start), min(len(losses) - 1, end + 1, _first_rise(losses) + 1)
+    best, best_i = math.inf, lo
+    for i in range(lo, hi):
+        slope = (losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
+        if slope < best:
+            best, best_i = slope, i
+    return lrs[best_i]
+
+
+def suggest_valley(lrs: list[float], losses: list[float]) -> float:
+    """fastai's valley: the longest downhill stretch, then a point half of its first third in (cautious)."""
+    start, end = _longest_descent(losses)
     third = (end - start) / 3
-    return lrs[min(n - 1, max(0, start + int(third) + int(third / 2)))]
+    return lrs[min(len(lrs) - 1, start + int(third) + int(third / 2))]
 
 
 def lr_range_test(model: nn.Module, data, cfg: TrainConfig, device: torch.device, *, start_lr: float = 1e-7,
@@ -121,9 +139,9 @@ def lr_range_test(model: nn.Module, data, cfg: TrainConfig, device: torch.device
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        # The stop test needs a causal average: the loss is "exploding" once the EMA is 4x its best.
         avg = smooth * avg + (1 - smooth) * value
         smoothed = avg / (1 - smooth ** (step + 1))  # bias correction: the EMA starts at 0
-        # The stop test needs a causal average: the loss is "exploding" once the EMA is 4x its best.
         lrs.append(lr)
         raw.append(value)
         best = min(best, smoothed)
@@ -182,6 +200,8 @@ def lr_find(config: TrainConfig | None = None, *, plot: str | Path | None = None
     data = prepare_data(cfg.data, data_root=cfg.data_root, img_size=cfg.img_size, channels=cfg.channels,
                         val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset, seed=cfg.seed,
                         default_size=entry.default_img_size, verbose=not cfg.quiet)
+    # TODO: --pretrained / --weights starting points (training/finetune.py) are not applied here yet, so the
+    # range test of a fine-tuning run scans a freshly initialised model of the same architecture.
     model = create_model(cfg.model, num_classes=len(data.classes), in_chans=data.channels, img_size=data.img_size,
                          **cfg.model_args)
     res = lr_range_test(model, data, cfg, device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,

@@ -58,7 +58,7 @@ def _storage(url: str, heartbeat: int, grace: int | None):
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     except ImportError:  # optuna's message for a missing database driver
         raise ConvclassError(f"--storage {url.split(':')[0]}: its database driver is not installed; "
-                             "pip install psycopg2-binary (PostgreSQL) or 'convclass[postgres]'") from None
+                             "pip install 'psycopg[binary]' (PostgreSQL) or 'convclass[postgres]'") from None
 
 
 def open_study(study: str, storage: str, *, heartbeat: int = 10, grace: int | None = None,
@@ -114,6 +114,8 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
         params = suggest(trial, space)
         cfg = apply_params(base, params).update(runs_dir=str(runs_root), name=f"trial-{trial.number:04d}",
                                                 quiet=True)
+        if hasattr(cfg, "report"):  # per-trial report figures cost time and nobody reads 20 of them
+            cfg = cfg.update(report=False)
 
         def report(row: dict, run_dir: Path) -> bool:
             trial.set_user_attr("run_dir", str(run_dir))

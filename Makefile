@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/convclass train --data digits --model cnn3 --epochs 30 --name demo
+	$(VENV)/bin/convclass train --data digits --model cnn3 --epochs 30 --schedule cosine --name demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

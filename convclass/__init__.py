@@ -11,7 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_model", "prepare_data",
            "TrainConfig", "ConvclassError", "__version__", "inspect_data", "build_report", "explain_images",
-           "cross_validate", "compare_runs"]
+           "cross_validate", "compare_runs", "lr_find", "tune"]
 
 # Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
 _LAZY = {
@@ -29,6 +29,8 @@ _LAZY = {
     "explain_images": ("convclass.interpret", "explain_images"),
     "cross_validate": ("convclass.evaluation.crossval", "cross_validate"),
     "compare_runs": ("convclass.reporting.compare", "compare_runs"),
+    "lr_find": ("convclass.tuning", "lr_find"),
+    "tune": ("convclass.tuning", "tune"),
 }
 
 

@@ -16,6 +16,7 @@ __all__ = ["TrainConfig", "load_config", "save_config"]
 
 @dataclass
 class TrainConfig:
+    recipe: str | None = None            # named preset (training/recipes.py, e.g. fast); explicit options win
     # data
     data: str = "digits"                 # built-in name, folder, or CSV of path,label
     data_root: str = "~/.cache/convclass"  # where built-in datasets are downloaded / looked for
@@ -50,6 +51,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float | None = None       # max global gradient norm
     augment: str = "none"                # none | flip-crop | shift-rotate | color | randaugment | trivialaugment
+    tta: str = "none"                    # test-time augmentation at the final test: none | flip | flip-translate
     mixup: float = 0.0                   # Beta(alpha, alpha) for mixup; 0 disables
     cutmix: float = 0.0                  # Beta(alpha, alpha) for cutmix; 0 disables
     balance: str = "none"                # none | loss (class-weighted loss) | sampler (weighted sampler)

@@ -116,3 +116,29 @@ def test_abuse_gets_quick_4xx_and_server_survives(served, good_png):
     assert ok.status == 200 and len(ok.json()["predictions"]) == 1
     _, health = served.get("/health")
     assert health["server_errors"] == 0
+
+
+def test_slow_body_gets_408():
+    """A client that starts a body and stalls is cut off after the body deadline (here 0.2 s, default 30 s)."""
+    import asyncio
+    import time
+
+    from convclass.serve.body import read_body
+    from convclass.serve.limits import RequestError, ServeLimits
+
+    class StallingRequest:
+        headers = {"content-length": "1000"}
+
+        def __init__(self):
+            self.sent = False
+
+        async def receive(self):
+            if not self.sent:
+                self.sent = True
+                return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+            await asyncio.sleep(3600)   # never sends the rest
+
+    t = time.perf_counter()
+    with pytest.raises(RequestError) as e:
+        asyncio.run(read_body(StallingRequest(), ServeLimits(body_timeout_s=0.2)))
+    assert e.value.status == 408 and time.perf_counter() - t < 2

@@ -94,4 +94,5 @@ def config_from_args(args) -> TrainConfig:
             k, v = item.split("=", 1)
             kv[k.strip()] = parse_value(v.strip())
         over["model_args"] = {**cfg.model_args, **kv}
-    return cfg.update(**over)
+    from ..training.recipes import with_recipe  # the recipe sits under the explicit flags
+    return with_recipe(cfg, over)

@@ -78,7 +78,10 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
         if npy.exists() and meta.exists():
             m = json.loads(meta.read_text())
             keep = np.asarray(m["keep"], dtype=np.int64)
-            return np.load(npy), s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]]
+            # Memory-mapped copy-on-write: pages are read from the page cache on demand (no private copy of the
+            # whole set), yet the array is writable, so torch.from_numpy accepts it without a warning.
+            images = np.load(npy, mmap_mode="c")
+            return images, s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]]
 
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(paths) >= PARALLEL_MIN and workers > 1:

@@ -34,7 +34,7 @@ def register_model(name: str | None = None, *, default_img_size: int = 64):
 
 def _ensure_loaded() -> None:
     # Importing the families registers them; done lazily so `import convclass` stays cheap.
-    from . import classic, efficientnet_lite, tv  # noqa: F401
+    from . import airnet, classic, efficientnet_lite, tv  # noqa: F401
 
 
 def list_models() -> list[str]:

@@ -30,6 +30,8 @@ from .distributed import (DistContext, all_reduce_sum, init_distributed, param_c
 from .optim import build_optimizer
 from .runs import new_run_dir, write_metrics_csv
 from .schedule import build_scheduler
+from .recipes import with_recipe
+from .tta import check_tta, tta_logits
 
 __all__ = ["train", "TrainResult", "train_one_epoch", "validate"]
 
@@ -135,12 +137,12 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
 
 @torch.no_grad()
 def validate(model, split, data: PreparedData, device, batch_size: int,
-             ctx: DistContext = DistContext()) -> tuple[dict, torch.Tensor]:
+             ctx: DistContext = DistContext(), tta: str = "none") -> tuple[dict, torch.Tensor]:
     """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
     world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share."""
     if ctx.enabled:
         return _validate_sharded(model, split, data, device, batch_size, ctx)
-    logits = predict_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size)
+    logits = tta_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size, tta)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits
     loss = F.cross_entropy(logits, split.y).item()
@@ -226,6 +228,7 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConvclassError(f"--batch-size must be at least 1, not {cfg.batch_size}")
     if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and cfg.lr >= 0):
         raise ConvclassError(f"--lr must be a finite number >= 0, not {cfg.lr}")
+    check_tta(cfg.tta)
     for name in ("val_split", "test_split"):
         if not 0 <= getattr(cfg, name) < 1:
             raise ConvclassError(f"--{name.replace('_', '-')} is a fraction in [0, 1), not {getattr(cfg, name)}")
@@ -255,7 +258,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if (run_dir / "last.pt").exists():
             ckpt = load_checkpoint(run_dir / "last.pt")
     else:
-        cfg = _absolute_paths(finetune.resolve_config((config or TrainConfig()).update(**overrides)))
+        cfg = _absolute_paths(finetune.resolve_config(with_recipe(config or TrainConfig(), overrides)))
         run_dir = None
     _check_config(cfg)
     if cfg.threads:
@@ -284,6 +287,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     log(f"model {cfg.model}: {count_parameters(model):,} parameters on {device}")
     if ckpt is None:
         finetune.init_weights(model, cfg, log)
+        if hasattr(model, "init_from_data") and not (cfg.weights or cfg.pretrained):
+            model.init_from_data(data.train.x, data.mean, data.std)  # e.g. airbench's whitened stem
     if cfg.sync_bn and ctx.enabled:
         if device.type != "cuda":
             raise ConvclassError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); drop it on CPU")
@@ -397,19 +402,21 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if ctx.is_main:
             (run_dir / "ranks.json").write_text(json.dumps({"world": ctx.world, "param_abs_sums": sums}))
             log(f"DDP: replicas {'agree' if len(set(sums)) == 1 else 'DIFFER'} (sum |w| per rank: {sums})")
-    test = _final_test(run_dir, data, device, eval_bs, log, cfg.report) if ctx.is_main else {}
+    test = _final_test(run_dir, data, device, eval_bs, log, cfg.report, cfg.tta) if ctx.is_main else {}
     shutdown()
     return TrainResult(run_dir=run_dir, test_metrics=test, history=history, config=cfg)
 
 
-def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log, report: bool = True) -> dict:
+def _final_test(run_dir: Path, data: PreparedData, device, batch_size: int, log, report: bool = True,
+                tta: str = "none") -> dict:
     """Evaluate best.pt on the test split; write test_metrics.json and store the figures in best.pt."""
     best = load_checkpoint(run_dir / "best.pt")
     model = create_model(best["arch"], **best["arch_args"]).to(device)
     model.load_state_dict(best["model_state"])
-    _, probs = validate(model, data.test, data, device, batch_size)
+    _, probs = validate(model, data.test, data, device, batch_size, tta=tta)
     m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
     m["checkpoint_epoch"] = best["epoch"] + 1
+    m["tta"] = tta
     (run_dir / "test_metrics.json").write_text(json.dumps(m, indent=1))
     best["metrics"] = {**best["metrics"], "test_acc": m["accuracy"], "test_f1_macro": m["f1_macro"],
                        "test_n": m["n"]}

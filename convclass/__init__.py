@@ -11,7 +11,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_model", "prepare_data",
            "TrainConfig", "ConvclassError", "__version__", "inspect_data", "build_report", "explain_images",
-           "cross_validate", "compare_runs", "lr_find", "tune"]
+           "cross_validate", "compare_runs", "lr_find", "tune", "export_model", "load_predictor",
+           "serve_model"]
 
 # Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
 _LAZY = {
@@ -31,6 +32,9 @@ _LAZY = {
     "compare_runs": ("convclass.reporting.compare", "compare_runs"),
     "lr_find": ("convclass.tuning", "lr_find"),
     "tune": ("convclass.tuning", "tune"),
+    "export_model": ("convclass.export", "export_model"),
+    "load_predictor": ("convclass.export", "load_predictor"),
+    "serve_model": ("convclass.serve", "serve_model"),
 }
 
 

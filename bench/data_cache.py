@@ -1,0 +1,81 @@
+"""The decode cache: time to decode the CIFAR-10 JPEGs cold into it, then time from a fresh process's start to
+its first training step on the warm cache (interpreter start, imports, cache load, model set-up included).
+
+    .venv/bin/python bench/data_cache.py --data ~/data/cifar10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import print_machine  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Run in a fresh interpreter: stops at the entry of the first training epoch and prints the seconds since the
+# parent launched it, and the process's peak resident memory.
+CHILD = r"""
+import sys, time, resource
+t0 = float(sys.argv[1])
+import convclass.training.fit as fit
+def first_step(*a, **k):
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"FIRST_STEP {time.time() - t0:.3f} {rss:.0f}", flush=True)
+    raise SystemExit(0)
+fit.train_one_epoch = first_step
+from convclass.training import train
+train(data=sys.argv[2], data_root=sys.argv[3], recipe=sys.argv[4], runs_dir=sys.argv[5], device="cpu",
+      quiet=True, report=False)
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="~/data/cifar10")
+    ap.add_argument("--recipe", default="fast")
+    ap.add_argument("--warm-runs", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    info = print_machine()
+    data = str(Path(args.data).expanduser())
+    from convclass.config import TrainConfig
+    from convclass.data import prepare_data
+    from convclass.training.recipes import with_recipe
+    cfg = with_recipe(TrainConfig(), {"recipe": args.recipe})
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "cache"
+        t0 = time.perf_counter()
+        d = prepare_data(data, data_root=str(root), val_split=cfg.val_split, seed=cfg.seed)
+        cold = time.perf_counter() - t0
+        n = len(d.train) + len(d.val) + len(d.test)
+        print(f"cold: scanned and decoded {n} images into the cache in {cold:.1f}s ({n / cold:.0f} img/s, "
+              f"{os.cpu_count()} cores)", flush=True)
+        del d
+        warm = []
+        for _ in range(args.warm_runs):
+            start = time.time()
+            out = subprocess.run([sys.executable, "-c", CHILD, str(start), data, str(root), args.recipe,
+                                  str(Path(tmp) / "runs")], capture_output=True, text=True, cwd=REPO, timeout=600)
+            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("FIRST_STEP")), None)
+            if line is None:
+                raise SystemExit(f"child failed:\n{out.stdout}\n{out.stderr}")
+            secs, rss = float(line.split()[1]), float(line.split()[2])
+            warm.append({"seconds": secs, "peak_rss_mb": rss})
+            print(f"warm: process start -> first training step {secs:.2f}s (peak RSS so far {rss:.0f} MB)",
+                  flush=True)
+    best = min(w["seconds"] for w in warm)
+    print(f"cold decode {cold:.1f}s; warm start -> first step best {best:.2f}s of {len(warm)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "cold_decode_s": cold, "images": n,
+                                               "warm": warm}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

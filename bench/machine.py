@@ -17,7 +17,8 @@ def machine_info() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "python": platform.python_version()}
+            "python": platform.python_version(),
+            "load_1min": round(os.getloadavg()[0], 2)}  # > cores: other work shares the CPU, figures are noisy
 
 
 def print_machine() -> dict:

@@ -102,9 +102,13 @@ def main() -> None:
         hit = next((p for p in points if p["test_acc"] >= t), None)
         reached[f"{t:.0%}"] = None if hit is None else hit["minutes"]
         print(f"time to {t:.0%}: " + ("not reached" if hit is None else f"{hit['minutes']:.2f} min"))
+    import resource
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    print(f"peak RSS of this process: {peak_mb:.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "config": res.config.to_dict(), "points": points,
-                                               "time_to": reached, "data_ready_s": t_data}, indent=1))
+                                               "time_to": reached, "data_ready_s": t_data,
+                                               "peak_rss_mb": peak_mb}, indent=1))
 
 
 if __name__ == "__main__":

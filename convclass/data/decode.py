@@ -101,8 +101,13 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
     broken.sort()
     if key:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f"{key}.tmp.npy"
+        # Unique temporary names, then renames: runs decoding the same data at once never see half a file;
+        # the .json lands last, so its presence means the .npy beside it is complete.
+        tag = f"{os.getpid()}-{os.urandom(4).hex()}"
+        tmp = cache_dir / f"{key}.{tag}.tmp.npy"
         np.save(tmp, images)
         os.replace(tmp, cache_dir / f"{key}.npy")
-        (cache_dir / f"{key}.json").write_text(json.dumps({"keep": keep, "broken": broken}))
+        tmp_meta = cache_dir / f"{key}.{tag}.tmp.json"
+        tmp_meta.write_text(json.dumps({"keep": keep, "broken": broken}))
+        os.replace(tmp_meta, cache_dir / f"{key}.json")
     return images, s.labels[np.asarray(keep, dtype=np.int64)], [paths[i] for i in keep], broken

@@ -67,10 +67,13 @@ def whitening_filters(x: torch.Tensor, eps: float = 5e-4) -> torch.Tensor:
     """Whitening basis of 2x2 patches of float images x (N, C, H, W): (2*4C, C, 2, 2), eigenvectors scaled by
     1/sqrt(eigenvalue) and their negatives (so a following GELU keeps both signs)."""
     c = x.shape[1]
-    patches = x.unfold(2, 2, 1).unfold(3, 2, 1)                     # (N, C, H-1, W-1, 2, 2)
-    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()  # (N*(H-1)*(W-1), 4C) as (C,kh,kw)
-    patches = patches - patches.mean(0)
-    cov = patches.T @ patches / len(patches)
+    total, s1, s2 = 0, torch.zeros(4 * c, dtype=torch.float64), torch.zeros(4 * c, 4 * c, dtype=torch.float64)
+    for i in range(0, len(x), 256):  # chunked: all 2x2 patches of 5,000 images at once would take ~1 GB
+        p = x[i:i + 256].float().unfold(2, 2, 1).unfold(3, 2, 1)     # (n, C, H-1, W-1, 2, 2)
+        p = p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()  # (n*(H-1)*(W-1), 4C) ordered (C, kh, kw)
+        total, s1, s2 = total + len(p), s1 + p.sum(0), s2 + p.T @ p
+    mean = s1 / total
+    cov = s2 / total - mean[:, None] * mean[None, :]
     eigval, eigvec = torch.linalg.eigh(cov)                          # ascending
     eigval, eigvec = eigval.flip(0), eigvec.T.flip(0)                # (4C,), (4C, 4C) largest first
     w = (eigvec / torch.sqrt(eigval.clamp(min=0) + eps)[:, None]).reshape(-1, c, 2, 2)
@@ -95,10 +98,12 @@ class WhiteningConv(nn.Module):
 
 class AirNet(Classifier):
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor, mean=None, std=None, max_images: int = 5000) -> None:
+    def init_from_data(self, x: torch.Tensor, mean=None, std=None, max_images: int = 1000) -> None:
         """Set the stem to the whitening basis of training patches. x: uint8 (N, C, H, W); mean/std (C,) on
         the 0..1 scale, as the trainer normalises batches."""
-        x = x[:max_images].float() / 255.0
+        # An even stride over the set (splits are often sorted by class); (n, C, H, W) float. 1,000 CIFAR images
+        # give ~1M 2x2 patches, plenty for a 12x12 covariance.
+        x = x[::max(1, len(x) // max_images)][:max_images].float() / 255.0
         if mean is not None:
             m = torch.as_tensor(mean, dtype=torch.float32)[None, :, None, None]
             s = torch.as_tensor(std, dtype=torch.float32)[None, :, None, None]

@@ -47,6 +47,7 @@ def tta_logits(model, x: torch.Tensor, mean, std, device: torch.device, batch_si
     if mode == "none":
         return predict_logits(model, x, mean, std, device, batch_size)
     model.eval()
+    batch_size = min(batch_size, 256)  # each batch runs through up to 6 views: bounds peak activation memory
     m = torch.as_tensor(mean, dtype=torch.float32, device=device)
     s = torch.as_tensor(std, dtype=torch.float32, device=device)
     out = [_views_logits(model, normalize(x[i:i + batch_size].to(device), m, s), mode).float().cpu()

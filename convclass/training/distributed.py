@@ -41,8 +41,25 @@ def init_distributed(device: torch.device) -> tuple[DistContext, torch.device]:
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=_attempt_store(rank, world),
+                                rank=rank, world_size=world)
     return DistContext(rank, world, local), device
+
+
+def _attempt_store(rank: int, world: int):
+    """The launcher's key-value store, namespaced by restart attempt.
+
+    After an elastic restart the store still holds the dead workers' addresses under the same keys; a new
+    worker that read one before its peer overwrote it would dial a closed port (seen here: 1 restart in 3
+    failed with "connectFullMesh ... Connection refused"). A fresh prefix per attempt makes that impossible.
+    """
+    from datetime import timedelta
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+    store = dist.TCPStore(host, port, world, is_master=(rank == 0 and not agent_store),
+                          timeout=timedelta(minutes=10))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"convclass/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/attempt{attempt}", store)
 
 
 def shard(idx: torch.Tensor, ctx: DistContext) -> torch.Tensor:

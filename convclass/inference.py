@@ -16,7 +16,7 @@ from .data.images import BrokenImage, decode_file
 from .errors import ConvclassError
 from .models import create_model
 
-__all__ = ["LoadedModel", "load_model", "resolve_device", "expand_inputs", "predict_logits", "predict"]
+__all__ = ["LoadedModel", "decode_files", "load_model", "resolve_device", "expand_inputs", "predict_logits", "predict"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -29,6 +29,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ConvclassError(f"--device must be auto, cpu or cuda, not {name!r}")
     return torch.device(name)
+
+
+def decode_files(paths: list[str], img_size: int, channels: int
+                 ) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
+    """uint8 (N, C, H, W) for the readable files, their paths, and (path, reason) for the rest."""
+    arrays, ok, bad = [], [], []
+    for p in paths:
+        try:
+            arrays.append(decode_file(p, img_size, channels))
+            ok.append(p)
+        except BrokenImage as e:
+            bad.append((p, str(e)))
+    if not arrays:
+        return torch.zeros(0, channels, img_size, img_size, dtype=torch.uint8), ok, bad
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), ok, bad
 
 
 @dataclass
@@ -46,16 +61,7 @@ class LoadedModel:
 
     def preprocess_files(self, paths: list[str]) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
         """uint8 (N, C, H, W) for the readable files, their paths, and (path, reason) for the rest."""
-        arrays, ok, bad = [], [], []
-        for p in paths:
-            try:
-                arrays.append(decode_file(p, self.img_size, self.channels))
-                ok.append(p)
-            except BrokenImage as e:
-                bad.append((p, str(e)))
-        if not arrays:
-            return torch.zeros(0, self.channels, self.img_size, self.img_size, dtype=torch.uint8), ok, bad
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), ok, bad
+        return decode_files(paths, self.img_size, self.channels)
 
     @torch.no_grad()
     def predict_proba(self, x_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

@@ -92,7 +92,8 @@ def test_killed_worker_restarts_from_last_checkpoint(tmp_path):
             "--threads", "1", "--no-report", "--nproc", "2", "--max-restarts", "2", "--runs-dir", tmp_path,
             "--name", "elastic", "--data-root", tmp_path / "cache"]
     proc = subprocess.Popen([sys.executable, "-m", "convclass", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            start_new_session=True)  # its own process group: cleanup reaches the workers too
     run = tmp_path / "elastic"
     killed = None
     deadline = time.time() + 240
@@ -110,8 +111,10 @@ def test_killed_worker_restarts_from_last_checkpoint(tmp_path):
             time.sleep(0.05)
         out, _ = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # launcher and any worker left behind by a failure
+        except ProcessLookupError:
+            pass
     assert killed is not None, "never found a worker to kill mid-training"
     assert proc.returncode == 0, out[-3000:]
     rows = _losses(run)

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.images import BrokenImage, decode_file
 from ..errors import ConvclassError
-from ..inference import expand_inputs, load_model
+from ..inference import decode_files, expand_inputs, load_model
 from .metadata import check_metadata
 
 __all__ = ["ExportedModel", "load_predictor", "predict_images", "detect_runtime", "normalize_np"]
@@ -54,16 +53,7 @@ class ExportedModel:
 
     def preprocess_files(self, paths: list[str]) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
         """uint8 (N, C, H, W) for the readable files, their paths, and (path, reason) for the rest."""
-        arrays, ok, bad = [], [], []
-        for p in paths:
-            try:
-                arrays.append(decode_file(p, self.img_size, self.channels))
-                ok.append(p)
-            except BrokenImage as e:
-                bad.append((p, str(e)))
-        if not arrays:
-            return torch.zeros(0, self.channels, self.img_size, self.img_size, dtype=torch.uint8), ok, bad
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), ok, bad
+        return decode_files(paths, self.img_size, self.channels)
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

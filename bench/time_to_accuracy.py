@@ -96,7 +96,8 @@ def main() -> None:
                    "tta": res.test_metrics.get("tta", "none"), "final": True})
     print(f"\n{'minutes':>8} {'test acc':>9}  view")
     for p in points:
-        print(f"{p['minutes']:8.2f} {p['test_acc']:9.2%}  {'final, TTA ' + p['tta'] if p.get('final') else 'epoch %d' % p['epoch']}")
+        view = f"final, TTA {p['tta']}" if p.get("final") else f"epoch {p['epoch']}"
+        print(f"{p['minutes']:8.2f} {p['test_acc']:9.2%}  {view}")
     reached = {}
     for t in TARGETS:
         hit = next((p for p in points if p["test_acc"] >= t), None)

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistContext", "init_distributed", "shard", "all_reduce_sum", "param_checksums", "launch_torchrun",
-           "shutdown", "share_run_dir", "wrap_ddp"]
+           "shutdown", "share_run_dir", "validate_sharded", "wrap_ddp"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +127,18 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> 
     # Harmless for 1-channel convs (a size-1 dim's stride differs); it would print on every rank each epoch.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+@torch.no_grad()
+def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: DistContext):
+    """Each rank scores every world-th image; summed loss, hits and counts are all-reduced, so the figures
+    cover the whole split. Returns ({loss, acc}, this rank's logits)."""
+    from ..inference import predict_logits
+    import torch.nn.functional as F
+    x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
+    logits = predict_logits(model, x, mean, std, device, batch_size)
+    loss_sum = F.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0
+    correct = float((logits.argmax(1) == y).sum()) if len(y) else 0.0
+    loss_sum, correct, n = all_reduce_sum([loss_sum, correct, float(len(y))], ctx, device)
+    nan = float("nan")
+    return {"loss": loss_sum / n if n else nan, "acc": correct / n if n else nan}, logits

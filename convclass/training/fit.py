@@ -20,15 +20,15 @@ from ..config import TrainConfig, git_commit, load_config, save_config
 from ..data import PreparedData, build_augment, mix_batch, normalize, prepare_data
 from ..errors import ConvclassError
 from ..evaluation.metrics import classification_metrics
-from ..inference import predict_logits, resolve_device
+from ..inference import resolve_device
 from ..inspection.summary import data_summary, format_data_summary
 from ..reporting import build_report, save_predictions
 from ..models import count_parameters, create_model, model_entry
 from . import finetune
 from .distributed import (DistContext, all_reduce_sum, init_distributed, param_checksums, share_run_dir, shard,
-                          shutdown, wrap_ddp)
+                          shutdown, validate_sharded, wrap_ddp)
 from .optim import build_optimizer
-from .runs import new_run_dir, write_metrics_csv
+from .runs import heartbeat_writer, new_run_dir, report_lost_steps, write_metrics_csv
 from .schedule import build_scheduler
 from .recipes import with_recipe
 from .tta import check_tta, tta_logits
@@ -141,49 +141,13 @@ def validate(model, split, data: PreparedData, device, batch_size: int,
     """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
     world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share."""
     if ctx.enabled:
-        return _validate_sharded(model, split, data, device, batch_size, ctx)
+        return validate_sharded(finetune.input_view(model, data), split, data.mean, data.std, device, batch_size, ctx)
     logits = tta_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size, tta)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits
     loss = F.cross_entropy(logits, split.y).item()
     acc = (logits.argmax(1) == split.y).float().mean().item()
     return {"loss": loss, "acc": acc}, logits.softmax(1)
-
-
-def _validate_sharded(model, split, data, device, batch_size, ctx) -> tuple[dict, torch.Tensor]:
-    x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
-    logits = predict_logits(finetune.input_view(model, data), x, data.mean, data.std, device, batch_size)
-    loss_sum = F.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0
-    correct = float((logits.argmax(1) == y).sum()) if len(y) else 0.0
-    loss_sum, correct, n = all_reduce_sum([loss_sum, correct, float(len(y))], ctx, device)
-    nan = float("nan")
-    return {"loss": loss_sum / n if n else nan, "acc": correct / n if n else nan}, logits
-
-
-def _heartbeat(run_dir: Path, every_s: float = 0.2):
-    """Rank 0 notes how far the current epoch got, so a restart can say how many steps it redoes."""
-    last = [0.0]
-
-    def beat(epoch: int, step: int) -> None:
-        now = time.monotonic()
-        if step == 1 or now - last[0] >= every_s:  # a tiny file, throttled: negligible next to a step
-            last[0] = now
-            tmp = run_dir / ".progress.json.tmp"
-            tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
-            tmp.replace(run_dir / "progress.json")
-    return beat
-
-
-def _report_lost_steps(run_dir: Path, start_epoch: int, log) -> None:
-    try:
-        prog = json.loads((run_dir / "progress.json").read_text())
-    except (OSError, ValueError):
-        return
-    lost = prog["step"] if prog.get("epoch") == start_epoch else 0
-    log(f"restarted from the checkpoint of epoch {start_epoch}: {lost} step(s) of epoch {start_epoch + 1} "
-        "were lost and are redone")
-    with open(run_dir / "restarts.jsonl", "a") as f:
-        f.write(json.dumps({"resumed_at_epoch": start_epoch + 1, "lost_steps": lost, "time": time.time()}) + "\n")
 
 
 def _progress(cfg: TrainConfig):
@@ -325,7 +289,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         start_epoch = ckpt["epoch"] + 1
         log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
         if ctx.is_main:
-            _report_lost_steps(run_dir, start_epoch, log)
+            report_lost_steps(run_dir, start_epoch, log)
     if run_dir is None:
         if ctx.is_main:
             run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}")
@@ -340,7 +304,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     from torch.utils.tensorboard import SummaryWriter
     tb = SummaryWriter(str(run_dir), purge_step=start_epoch) if ctx.is_main else None
     progress = _progress(cfg) if ctx.is_main else (lambda it, desc="": it)
-    heartbeat = _heartbeat(run_dir) if ctx.is_main else None
+    heartbeat = heartbeat_writer(run_dir) if ctx.is_main else None
     eval_bs = max(256, cfg.batch_size * 2)
     payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler)
     try:

@@ -16,7 +16,8 @@ from .data.images import BrokenImage, decode_file
 from .errors import ConvclassError
 from .models import create_model
 
-__all__ = ["LoadedModel", "decode_files", "load_model", "resolve_device", "expand_inputs", "predict_logits", "predict"]
+__all__ = ["LoadedModel", "decode_files", "load_model", "resolve_device", "expand_inputs", "predict_logits", "predict",
+           "predict_with"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -133,16 +134,22 @@ def predict(run_or_ckpt: str | Path | LoadedModel, inputs: list[str], topk: int 
             batch_size: int = 256) -> tuple[list[dict], list[tuple[str, str]]]:
     """Top-k predictions for images: ([{path, top: [(class, prob), ...]}], skipped (path, reason))."""
     lm = run_or_ckpt if isinstance(run_or_ckpt, LoadedModel) else load_model(run_or_ckpt, device)
+    return predict_with(lm, inputs, topk, batch_size)
+
+
+def predict_with(predictor, inputs: list[str], topk: int = 5, batch_size: int = 256
+                 ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The prediction loop for any predictor with `classes`, `preprocess_files` and `predict_proba`
+    (a LoadedModel here, an exported ONNX/TorchScript model in export/runtime.py)."""
     paths = expand_inputs(inputs)
-    k = min(topk, len(lm.classes))
+    k = min(topk, len(predictor.classes))
     results, skipped = [], []
     for i in range(0, len(paths), batch_size):
-        x, ok, bad = lm.preprocess_files(paths[i:i + batch_size])
+        x, ok, bad = predictor.preprocess_files(paths[i:i + batch_size])
         skipped += bad
         if not ok:
             continue
-        probs = lm.predict_proba(x, batch_size)
-        p, idx = probs.topk(k, dim=1)
+        p, idx = predictor.predict_proba(x, batch_size).topk(k, dim=1)
         for path, pr, ix in zip(ok, p.tolist(), idx.tolist()):
-            results.append({"path": path, "top": [(lm.classes[j], float(q)) for j, q in zip(ix, pr)]})
+            results.append({"path": path, "top": [(predictor.classes[j], float(q)) for j, q in zip(ix, pr)]})
     return results, skipped

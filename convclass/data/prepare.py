@@ -12,7 +12,7 @@ from ..errors import ConvclassError
 from .builtin import BUILTIN, load_builtin
 from .decode import decode_set, peek_files
 from .folder import scan_csv, scan_folder
-from .sources import DataSpec, LabeledSet
+from .sources import DataSpec
 
 __all__ = ["TensorSplit", "PreparedData", "find_data", "prepare_data", "stratified_split"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvclassError
-from ..inference import decode_files, expand_inputs, load_model
+from ..inference import decode_files, load_model, predict_with
 from .metadata import check_metadata
 
 __all__ = ["ExportedModel", "load_predictor", "predict_images", "detect_runtime", "normalize_np"]
@@ -116,15 +116,4 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
 def predict_images(predictor, inputs: list[str], topk: int = 5, batch_size: int = 256
                    ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Same output as convclass.inference.predict: ([{path, top: [(class, prob), ...]}], skipped)."""
-    paths = expand_inputs(inputs)
-    k = min(topk, len(predictor.classes))
-    results, skipped = [], []
-    for i in range(0, len(paths), batch_size):
-        x, ok, bad = predictor.preprocess_files(paths[i:i + batch_size])
-        skipped += bad
-        if not ok:
-            continue
-        p, idx = predictor.predict_proba(x, batch_size).topk(k, dim=1)
-        for path, pr, ix in zip(ok, p.tolist(), idx.tolist()):
-            results.append({"path": path, "top": [(predictor.classes[j], float(q)) for j, q in zip(ix, pr)]})
-    return results, skipped
+    return predict_with(predictor, inputs, topk, batch_size)

@@ -46,14 +46,19 @@ def _grid(n: int) -> tuple[int, int]:
     return int(np.ceil(n / cols)), cols
 
 
-def plot_channels(act: np.ndarray, title: str, path: str | Path, max_channels: int = 256) -> Path:
-    """One panel per channel of an activation (C, h, w), each scaled to its own range, numbered."""
-    plt = pyplot()
-    c = min(len(act), max_channels)
-    rows, cols = _grid(c)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.35 * rows + 0.5), squeeze=False)
+def _panels(n: int, width: float, height: float):
+    """A near-square grid of n axis-free panels, each about width x height inches (+ room for a title)."""
+    rows, cols = _grid(n)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(width * cols, height * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
+    return fig, axes
+
+
+def plot_channels(act: np.ndarray, title: str, path: str | Path, max_channels: int = 256) -> Path:
+    """One panel per channel of an activation (C, h, w), each scaled to its own range, numbered."""
+    c = min(len(act), max_channels)
+    fig, axes = _panels(c, 1.3, 1.35)
     for i in range(c):
         axes.flat[i].imshow(act[i], cmap="viridis", interpolation="nearest")
         axes.flat[i].set_title(str(i), fontsize=7)
@@ -65,12 +70,8 @@ def plot_channels(act: np.ndarray, title: str, path: str | Path, max_channels: i
 
 def plot_filters(weight: np.ndarray, title: str, path: str | Path, max_filters: int = 256) -> Path:
     """First-layer kernels (out, in, kh, kw): RGB when in = 3, else the mean over input channels, in grey."""
-    plt = pyplot()
     n = min(len(weight), max_filters)
-    rows, cols = _grid(n)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols, 1.05 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _panels(n, 1.0, 1.05)
     for i in range(n):
         w = weight[i]
         w = w.transpose(1, 2, 0) if w.shape[0] == 3 else w.mean(0)

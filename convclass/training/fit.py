@@ -235,7 +235,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     plan = finetune.input_plan(cfg, entry.default_img_size)  # size/statistics the starting weights expect
     data = prepared if prepared is not None else prepare_data(
         cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset,
-        seed=cfg.seed, verbose=not cfg.quiet or True, **plan.prepare_kwargs())
+        seed=cfg.seed, **plan.prepare_kwargs())
     for note in data.notes:
         log(f"note: {note}")
     plan.apply(data, log)

@@ -1,7 +1,10 @@
 """Training throughput: convclass's loop against a plain torchvision loop, same model, batch and optimizer.
 
 The plain loop is written the usual way: ImageFolder + DataLoader(num_workers=2) + RandomCrop/flip transforms.
-Arms alternate (A B A B ...) so machine noise hits both; medians and their ratio are printed.
+The convclass arm is `convclass.train` itself (one epoch over batch x steps images, its own CPU settings:
+decoded-tensor batches, batch augmentation, channels_last, the allocator setting). Each measurement runs in a
+fresh process, so neither arm inherits the other's process state; arms alternate (A B A B ...) so machine noise
+hits both; medians and their ratio are printed.
 
     .venv/bin/python bench/throughput.py --data ~/data/cifar10 --models cnn3 resnet18 --steps 30 --rounds 3
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,22 +47,31 @@ def plain_loop(model, root: Path, batch: int, steps: int, workers: int) -> float
     return seen / (time.perf_counter() - t0)
 
 
-def convclass_loop(model, data, batch: int, steps: int) -> float:
-    from convclass.config import TrainConfig
-    from convclass.data import build_augment
-    from convclass.data.prepare import PreparedData, TensorSplit
-    from convclass.training.fit import train_one_epoch
+def convclass_loop(name: str, root: Path, batch: int, steps: int) -> float:
+    """One epoch of `convclass.train` over batch*steps training images; img/s of the epoch's training part."""
+    from convclass.data import prepare_data
+    from convclass.data.prepare import TensorSplit
+    from convclass.training import train
+    data = prepare_data(str(root), img_size=32, data_root="~/.cache/convclass", verbose=False)
     n = batch * steps
     idx = torch.randperm(len(data.train))[:n]
-    sub = PreparedData(**{**data.__dict__, "train": TensorSplit(data.train.x[idx], data.train.y[idx])})
-    cfg = TrainConfig(batch_size=batch, epochs=1, quiet=True, optimizer="sgd", lr=0.01, augment="flip-crop")
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    aug = build_augment("flip-crop", data.img_size, data.channels)
-    t0 = time.perf_counter()
-    train_one_epoch(model, sub, opt, None, "never", cfg, 0, torch.device("cpu"), aug, None, None, scaler,
-                    lambda it, desc="": it)
-    return n / (time.perf_counter() - t0)
+    data.train = TensorSplit(data.train.x[idx], data.train.y[idx])
+    data.val = TensorSplit(data.val.x[:2], data.val.y[:2])  # the epoch's validation is not what is measured
+    import tempfile
+    with tempfile.TemporaryDirectory() as runs:
+        res = train(prepared=data, model=name, batch_size=batch, epochs=1, optimizer="sgd", lr=0.01, momentum=0.9,
+                    augment="flip-crop", device="cpu", quiet=True, report=False, runs_dir=runs)
+    return n / res.history[0]["seconds"]
+
+
+def _child(arm: str, name: str, root: Path, batch: int, steps: int, workers: int, seed: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", arm, "--models", name, "--data", str(root),
+                          "--batch", str(batch), "--steps", str(steps), "--workers", str(workers),
+                          "--seed", str(seed)], capture_output=True, text=True)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("IMG_S ")), None)
+    if line is None:
+        raise SystemExit(f"{arm} arm failed:\n{out.stdout}\n{out.stderr}")
+    return float(line.split()[1])
 
 
 def main() -> None:
@@ -70,22 +83,30 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--child", choices=["plain", "convclass"], help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from convclass.data import prepare_data
-    from convclass.models import create_model
-    info = print_machine()
     root = Path(args.data).expanduser()
+    if args.child:
+        torch.manual_seed(args.seed)
+        if args.child == "plain":
+            from convclass.models import create_model  # the same architecture definition in both arms
+            v = plain_loop(create_model(args.models[0], 10, 3, 32), root, args.batch, args.steps, args.workers)
+        else:
+            v = convclass_loop(args.models[0], root, args.batch, args.steps)
+        print(f"IMG_S {v}")
+        return
+    info = print_machine()
+    from convclass.data import prepare_data
     t0 = time.perf_counter()
-    data = prepare_data(str(root), img_size=32, data_root="~/.cache/convclass")
+    prepare_data(str(root), img_size=32, data_root="~/.cache/convclass")  # warm the decode cache once
     print(f"convclass data ready in {time.perf_counter() - t0:.1f}s (decode or cache hit)")
     results = {}
     for name in args.models:
         plain, ours = [], []
         for r in range(args.rounds):
-            torch.manual_seed(r)
-            plain.append(plain_loop(create_model(name, 10, 3, 32), root, args.batch, args.steps, args.workers))
-            torch.manual_seed(r)
-            ours.append(convclass_loop(create_model(name, 10, 3, 32), data, args.batch, args.steps))
+            plain.append(_child("plain", name, root, args.batch, args.steps, args.workers, r))
+            ours.append(_child("convclass", name, root, args.batch, args.steps, args.workers, r))
             print(f"  {name} round {r + 1}: plain {plain[-1]:.0f} img/s, convclass {ours[-1]:.0f} img/s")
         p, o = statistics.median(plain), statistics.median(ours)
         results[name] = {"plain_img_s": p, "convclass_img_s": o, "ratio": o / p, "batch": args.batch,

@@ -78,7 +78,7 @@ def main() -> None:
         ck = load_checkpoint(run_dir / "last.pt")
         model = create_model(ck["arch"], **ck["arch_args"])
         model.load_state_dict(ck["model_state"])
-        m, _ = validate(model, data.test, data, cpu, 512)
+        m, _ = validate(model, data.test, data, cpu, 256)
         spent = time.perf_counter() - t0
         minutes = (t0 - T_START - off_clock[0] + spent) / 60
         off_clock[0] += spent

@@ -39,18 +39,20 @@ class TrainConfig:
     # optimisation
     epochs: int = 10
     batch_size: int = 64
+    micro_batch: int | None = None       # run each batch in chunks of this many images (gradient accumulation)
     optimizer: str = "adam"              # sgd | adam | adamw | rmsprop | adagrad
     lr: float = 1e-3
     momentum: float = 0.9                # sgd / rmsprop
     weight_decay: float = 0.0
-    schedule: str = "none"               # none | step | multistep | cosine | onecycle | plateau
+    schedule: str = "none"               # none | step | multistep | cosine | onecycle | triangle | plateau
     step_size: int = 30                  # epochs between ×gamma drops (step)
     milestones: list[int] = field(default_factory=list)  # epochs at which to drop (multistep)
     gamma: float = 0.1
     warmup_epochs: float = 0.0           # linear warm-up before cosine
     label_smoothing: float = 0.0
+    lookahead: bool = False              # airbench's lookahead: weights pulled to a slow average every 5 steps
     grad_clip: float | None = None       # max global gradient norm
-    augment: str = "none"                # none | flip-crop | shift-rotate | color | randaugment | trivialaugment
+    augment: str = "none"                # none | flip-crop | alt-flip-translate | randaugment | ... (data/augment.py)
     tta: str = "none"                    # test-time augmentation at the final test: none | flip | flip-translate
     mixup: float = 0.0                   # Beta(alpha, alpha) for mixup; 0 disables
     cutmix: float = 0.0                  # Beta(alpha, alpha) for cutmix; 0 disables

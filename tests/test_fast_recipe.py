@@ -24,7 +24,8 @@ def test_recipe_fills_options_and_explicit_ones_win():
     cfg = with_recipe(TrainConfig(), {"recipe": "fast", "lr": 0.1, "model_args": {"scale": 0.5}})
     assert (cfg.model, cfg.optimizer, cfg.label_smoothing, cfg.tta, cfg.recipe) == (
         "airbench", "sgd", 0.2, "flip-translate", "fast")
-    assert cfg.lr == 0.1 and cfg.model_args == {"widths": "64,128,128", "channels_last": True, "scale": 0.5}
+    assert cfg.lr == 0.1 and cfg.model_args == {"widths": "64,256,256", "channels_last": True, "scale": 0.5}
+    assert (cfg.schedule, cfg.augment, cfg.lookahead) == ("triangle", "alt-flip-translate", True)
     other = with_recipe(TrainConfig(), {"recipe": "fast", "model": "cnn3"})
     assert other.model == "cnn3" and other.model_args == {}  # airbench's knobs are not passed to cnn3
     assert with_recipe(TrainConfig(), {"lr": 0.5}).model == TrainConfig().model  # no recipe: untouched

@@ -16,10 +16,14 @@ HELP = {
     "data": "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, tiny-imagenet), "
             "a folder (train/ test/ [val/], or class sub-folders) or a CSV of path,label",
     "model": "architecture (see `convclass models`)",
-    "augment": "none | flip-crop | shift-rotate | color | randaugment | trivialaugment",
-    "schedule": "none | step | multistep | cosine | onecycle | plateau",
+    "augment": "none | flip-crop | alt-flip-translate | shift-rotate | color | randaugment | trivialaugment",
+    "schedule": "none | step | multistep | cosine | onecycle | triangle | plateau",
     "optimizer": "sgd | adam | adamw | rmsprop | adagrad",
     "balance": "none | loss (class-weighted loss) | sampler (weighted sampler)",
+    "micro_batch": "forward/backward each batch in chunks of this many images and step once (gradient "
+                   "accumulation): the --batch-size update with less memory",
+    "lookahead": "airbench's lookahead: every 5 steps pull the weights toward a slow average that tightens as "
+                 "training ends (--no-lookahead turns a recipe's off)",
     "patience": "early stopping after this many epochs without validation improvement",
     "device": "auto | cpu | cuda",
     "milestones": "comma-separated epochs for the multistep schedule, e.g. 30,60",

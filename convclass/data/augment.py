@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from ..errors import ConvclassError
 
-__all__ = ["AUGMENTATIONS", "build_augment", "batch_flip", "batch_crop", "mix_batch", "normalize"]
+__all__ = ["AUGMENTATIONS", "AlternatingFlipTranslate", "build_augment", "batch_flip", "batch_crop", "mix_batch",
+           "normalize"]
 
-AUGMENTATIONS = ("none", "flip-crop", "shift-rotate", "color", "randaugment", "trivialaugment")
+AUGMENTATIONS = ("none", "flip-crop", "alt-flip-translate", "shift-rotate", "color", "randaugment", "trivialaugment")
 
 
 def batch_flip(x: torch.Tensor) -> torch.Tensor:
@@ -40,6 +41,26 @@ def batch_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
     return out
 
 
+class AlternatingFlipTranslate:
+    """airbench's augmentation: a random translation of up to `pad` pixels (reflect padding) and *alternating*
+    flips: each image is mirrored in every other epoch, half the images starting mirrored (a fixed hash of the
+    image index picks which half). Over any two epochs every image is seen both ways, where random flips leave
+    a quarter of them one way only; airbench reports it worth about as much as 10 % more epochs.
+
+    Called with the batch's dataset indices and the epoch (`per_index`), unlike the plain augmentations."""
+
+    per_index = True
+
+    def __init__(self, pad: int = 2):
+        self.pad = pad
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, epoch: int) -> torch.Tensor:
+        x = batch_crop(x, self.pad)
+        start_mirrored = ((idx * 2654435761) >> 16) & 1  # Knuth's multiplicative hash: a fixed, even split
+        mirror = (start_mirrored ^ (epoch % 2)).bool()
+        return torch.where(mirror[:, None, None, None], x.flip(3), x)
+
+
 def _per_image(tf) -> Callable[[torch.Tensor], torch.Tensor]:
     def apply(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([tf(img) for img in x])
@@ -55,6 +76,8 @@ def build_augment(name: str, img_size: int, channels: int) -> Callable[[torch.Te
     if name == "flip-crop":
         pad = max(1, img_size // 8)  # 4 px at 32x32, the CIFAR standard
         return lambda x: batch_flip(batch_crop(x, pad))
+    if name == "alt-flip-translate":
+        return AlternatingFlipTranslate(pad=max(1, img_size // 16))  # 2 px at 32x32, airbench's translate
     from torchvision.transforms import v2
     erase = v2.RandomErasing(p=0.25, value=0)
     if name == "shift-rotate":

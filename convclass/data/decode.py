@@ -31,7 +31,7 @@ def _decode_chunk(args):
     return out, bad
 
 
-def peek_files(paths: list[str], limit: int = 5000) -> tuple[set[tuple[int, int]], bool]:
+def peek_files(paths: list[str], limit: int = 1000) -> tuple[set[tuple[int, int]], bool]:
     """Sizes seen and whether every image is grey, from file headers only (no pixel decode)."""
     sizes, grey = set(), True
     step = max(1, len(paths) // limit)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data import PreparedData, TensorSplit, prepare_data, stratified_split
+from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
 from ..errors import ConvclassError
 from .calibration import expected_calibration_error
 
@@ -35,20 +35,6 @@ def _pool(data: PreparedData) -> TensorSplit:
 def _take(s: TensorSplit, idx: np.ndarray) -> TensorSplit:
     t = torch.from_numpy(np.asarray(idx, dtype=np.int64))
     return TensorSplit(x=s.x[t], y=s.y[t], paths=None if s.paths is None else [s.paths[i] for i in idx])
-
-
-def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std on the 0..1 scale of a uint8 (N, C, H, W) tensor, in chunks (no float copy)."""
-    c = x.shape[1]
-    s, s2, n = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64), 0
-    for i in range(0, len(x), 4096):
-        chunk = x[i:i + 4096].double().div_(255).transpose(0, 1).reshape(c, -1)
-        s += chunk.sum(1)
-        s2 += (chunk ** 2).sum(1)
-        n += chunk.shape[1]
-    mean = s / max(n, 1)
-    std = (s2 / max(n, 1) - mean ** 2).clamp(min=1e-12).sqrt()
-    return mean.tolist(), [max(float(v), 1e-3) for v in std]
 
 
 def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
@@ -96,7 +82,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
         rest = np.setdiff1d(np.arange(len(y)), test_idx)
         keep, held = stratified_split(y[rest], cfg.val_split, cfg.seed + 1 + i)
         train_s, val_s, test_s = _take(pool, rest[keep]), _take(pool, rest[held]), _take(pool, test_idx)
-        mean, std = _stats(train_s.x)
+        mean, std = channel_stats(train_s.x)
         fold_data = PreparedData(name=data.name, classes=data.classes, train=train_s, val=val_s, test=test_s,
                                  img_size=data.img_size, channels=data.channels, mean=mean, std=std,
                                  notes=[f"cross-validation fold {i + 1}/{folds}"])

@@ -1,10 +1,13 @@
 """The training run: data -> model -> epochs (train_one_epoch, validate) -> checkpoints -> test metrics."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import math
 import random
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,9 +27,11 @@ from ..inference import resolve_device
 from ..inspection.summary import data_summary, format_data_summary
 from ..reporting import build_report, save_predictions
 from ..models import count_parameters, create_model, model_entry
+from ..runtime import tune_cpu_allocator
 from . import finetune
 from .distributed import (DistContext, all_reduce_sum, init_distributed, param_checksums, share_run_dir, shard,
                           shutdown, validate_sharded, wrap_ddp)
+from .lookahead import Lookahead
 from .optim import build_optimizer
 from .runs import heartbeat_writer, new_run_dir, report_lost_steps, write_metrics_csv
 from .schedule import build_scheduler
@@ -51,6 +56,13 @@ class _Log:
     def __call__(self, msg: str) -> None:
         if not self.quiet:
             print(msg, flush=True)
+
+
+def _prefetch_slow_imports() -> None:
+    """The first torch.optim optimizer imports torch._dynamo (~1.3 s on 2 cores); import it in a background
+    thread while the data loads, so the optimizer is ready when the data is."""
+    if "torch._dynamo" not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
 
 
 def _seed_everything(seed: int) -> None:
@@ -83,7 +95,7 @@ class _Diverged(Exception):
 
 def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
                     device: torch.device, augment, class_weights, sample_weights, scaler, progress,
-                    ctx: DistContext = DistContext(), heartbeat=None) -> dict:
+                    ctx: DistContext = DistContext(), heartbeat=None, lookahead=None) -> dict:
     """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
     takes its 1/world share of each, so the global batch is the same whatever the process count."""
     model = finetune.training_view(model, data, cfg)  # train mode; frozen parts stay in eval
@@ -97,25 +109,40 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
     use_amp = cfg.amp and device.type == "cuda"
     memfmt = torch.channels_last if (cfg.channels_last and device.type == "cuda") else torch.contiguous_format
     total_loss, correct, seen = 0.0, 0, 0
+    per_index = getattr(augment, "per_index", False)  # e.g. alternating flips need the image and the epoch
     bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
     for step, idx in enumerate(bar):
         idx = shard(idx, ctx)
         xb = x_all[idx]
         if augment is not None:
-            xb = augment(xb)
+            xb = augment(xb, idx, epoch) if per_index else augment(xb)
         yb = y_all[idx].to(device, non_blocking=True)
         xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
         soft = None
         if cfg.mixup > 0 or cfg.cutmix > 0:
             xb, soft = mix_batch(xb, yb, k, cfg.mixup, cfg.cutmix)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(xb)
-            loss = F.cross_entropy(logits.float(), soft if soft is not None else yb, weight=class_weights,
-                                   label_smoothing=cfg.label_smoothing)
-        if not torch.isfinite(loss):
-            raise _Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        target = soft if soft is not None else yb
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        # --micro-batch: forward/backward the batch in chunks and step once (gradient accumulation): the same
+        # update with a fraction of the activation memory; BatchNorm normalises each chunk on its own.
+        cuts = list(range(0, len(yb), cfg.micro_batch or len(yb)))[1:]
+        if cuts and len(yb) - cuts[-1] < 2:
+            cuts.pop()  # a last chunk of one image would break BatchNorm: it joins the one before
+        bounds = list(zip([0] + cuts, cuts + [len(yb)]))
+        loss, logits = 0.0, []
+        for c, (lo, hi) in enumerate(bounds):
+            sl, frac = slice(lo, hi), (hi - lo) / len(yb)
+            sync = c == len(bounds) - 1 or not hasattr(model, "no_sync")  # DDP: all-reduce once, on the last
+            with (contextlib.nullcontext() if sync else model.no_sync()):
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    out = model(xb[sl])
+                    part = F.cross_entropy(out.float(), target[sl], weight=class_weights,
+                                           label_smoothing=cfg.label_smoothing)
+                if not torch.isfinite(part):
+                    raise _Diverged(f"loss became {part.item()} at epoch {epoch + 1}, step {step + 1}")
+                scaler.scale(part * frac).backward()
+            loss, logits = loss + part.detach() * frac, logits + [out.detach()]
+        logits = torch.cat(logits) if len(logits) > 1 else logits[0]
         if cfg.grad_clip:
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -123,6 +150,8 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
         scaler.update()
         if scheduler is not None and when == "batch":
             scheduler.step()
+        if lookahead is not None:
+            lookahead.after_step(epoch * len(batches) + step + 1)
         n = len(yb)
         total_loss += loss.item() * n
         correct += int((logits.argmax(1) == yb).sum())
@@ -131,6 +160,8 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         if heartbeat is not None:
             heartbeat(epoch, step + 1)
+    if lookahead is not None and epoch + 1 == cfg.epochs:
+        lookahead.finish()
     total_loss, correct, seen = all_reduce_sum([total_loss, float(correct), float(seen)], ctx, device)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
@@ -159,7 +190,7 @@ def _progress(cfg: TrainConfig):
 
 
 def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, bad_epochs, opt, scheduler,
-                        scaler, metrics) -> dict:
+                        scaler, lookahead, metrics) -> dict:
     return {
         "arch": cfg.model, "arch_args": arch_args, "model_state": model.state_dict(),
         "classes": data.classes,
@@ -168,6 +199,7 @@ def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, b
         "config": cfg.to_dict(), "optimizer_state": opt.state_dict(),
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         "scaler_state": scaler.state_dict(),
+        "lookahead_state": lookahead.state_dict() if lookahead is not None else None,
         "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
         "data": {"name": data.name, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test)},
     }
@@ -190,6 +222,8 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConvclassError(f"--epochs must be at least 1, not {cfg.epochs}")
     if cfg.batch_size < 1:
         raise ConvclassError(f"--batch-size must be at least 1, not {cfg.batch_size}")
+    if cfg.micro_batch is not None and cfg.micro_batch < 2:
+        raise ConvclassError(f"--micro-batch must be at least 2 (BatchNorm needs 2 images), not {cfg.micro_batch}")
     if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and cfg.lr >= 0):
         raise ConvclassError(f"--lr must be a finite number >= 0, not {cfg.lr}")
     check_tta(cfg.tta)
@@ -206,6 +240,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     written; one returning True stops training (tuning uses this to prune trials).
     `prepared`: data already split and decoded (cross-validation folds); config.data is then only recorded.
     """
+    _prefetch_slow_imports()
     ckpt = None
     if resume is not None:
         run_dir = Path(resume)
@@ -228,6 +263,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx, device = init_distributed(resolve_device(cfg.device))
+    if device.type == "cpu":
+        tune_cpu_allocator()
     log = _Log(cfg.quiet or not ctx.is_main)  # one voice: only rank 0 prints, writes files and draws progress
     _seed_everything(cfg.seed)
 
@@ -265,6 +302,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+    steps_run = len(_batches(len(data.train), cfg.batch_size, torch.Generator(), None))
+    lookahead = Lookahead(model, cfg.epochs * steps_run) if cfg.lookahead else None
     augment = build_augment(cfg.augment, data.train.x.shape[-1], data.channels)  # at the stored size
 
     counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()
@@ -284,6 +323,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if scheduler is not None and ckpt.get("scheduler_state"):
             scheduler.load_state_dict(ckpt["scheduler_state"])
         scaler.load_state_dict(ckpt["scaler_state"])
+        if lookahead is not None and ckpt.get("lookahead_state"):
+            lookahead.load_state_dict(ckpt["lookahead_state"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         history, best_val, bad_epochs = list(ckpt["history"]), ckpt["best_val"], ckpt["bad_epochs"]
         start_epoch = ckpt["epoch"] + 1
@@ -305,8 +346,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     tb = SummaryWriter(str(run_dir), purge_step=start_epoch) if ctx.is_main else None
     progress = _progress(cfg) if ctx.is_main else (lambda it, desc="": it)
     heartbeat = heartbeat_writer(run_dir) if ctx.is_main else None
-    eval_bs = max(256, cfg.batch_size * 2)
-    payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler)
+    eval_bs = max(256, 2 * (cfg.micro_batch or cfg.batch_size))  # no gradients: twice the training chunk fits
+    payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler, lookahead=lookahead)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
@@ -314,7 +355,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             net = wrap_ddp(model, ctx, device)
             try:
                 tr = train_one_epoch(net, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
-                                     sample_weights, scaler, progress, ctx, heartbeat)
+                                     sample_weights, scaler, progress, ctx, heartbeat, lookahead)
             except _Diverged as e:
                 raise ConvclassError(
                     f"training diverged: {e}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. "

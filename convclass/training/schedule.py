@@ -10,7 +10,7 @@ from ..errors import ConvclassError
 
 __all__ = ["SCHEDULES", "build_scheduler"]
 
-SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle", "plateau")
+SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle", "triangle", "plateau")
 
 
 def build_scheduler(opt: torch.optim.Optimizer, name: str, *, epochs: int, steps_per_epoch: int, lr: float,
@@ -38,6 +38,16 @@ def build_scheduler(opt: torch.optim.Optimizer, name: str, *, epochs: int, steps
     if name == "onecycle":
         # Each group peaks at its own lr (discriminative learning rates); one group: max_lr == lr.
         return sch.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total), "batch"
+    if name == "triangle":
+        # airbench's: linear from 0.2x up to 1x over the first 23 % of steps, then linear down to 0.07x. Unlike
+        # onecycle it leaves momentum alone and ends at a usable rate rather than ~0.
+        peak = max(1, int(total * 0.23))
+
+        def tri(step: int) -> float:
+            if step < peak:
+                return 0.2 + 0.8 * step / peak
+            return 1.0 - 0.93 * min(1.0, (step - peak) / max(1, total - peak))
+        return sch.LambdaLR(opt, tri), "batch"
     if name == "plateau":
         return sch.ReduceLROnPlateau(opt, mode="max", factor=gamma, patience=max(1, step_size // 10)), "plateau"
     raise ConvclassError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")

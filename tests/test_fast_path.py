@@ -1,0 +1,145 @@
+"""Pieces of the fast CPU path: exact channel statistics, airbench's alternating flips and lookahead, the
+triangle schedule, and the allocator setting."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_training import digits_run, read_metrics
+
+
+def test_channel_stats_match_float_computation():
+    from convclass.data.prepare import channel_stats
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (300, 3, 9, 7), dtype=torch.uint8, generator=g)
+    x[:, 1] //= 4  # channels with different statistics
+    mean, std = channel_stats(x)
+    f = x.double() / 255
+    assert mean == pytest.approx(f.mean((0, 2, 3)).tolist(), abs=1e-12)
+    assert std == pytest.approx(f.std((0, 2, 3), unbiased=False).tolist(), abs=1e-12)
+    assert channel_stats(torch.full((5, 1, 4, 4), 9, dtype=torch.uint8))[1] == [1e-3]  # flat image: floor
+
+
+def _asymmetric_batch(n=64, size=8):
+    x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    x[:, :, :, 0] = 0
+    x[:, :, :, -1] = 255  # no image equals its mirror
+    return x
+
+
+def test_alternating_flips_show_every_image_both_ways_over_two_epochs():
+    from convclass.data.augment import AlternatingFlipTranslate
+    x, idx = _asymmetric_batch(), torch.arange(100, 164)
+    aug = AlternatingFlipTranslate(pad=0)
+    e0, e1, e2 = aug(x, idx, 0), aug(x, idx, 1), aug(x, idx, 2)
+    mirrored0 = torch.tensor([torch.equal(e0[i], x[i].flip(2)) for i in range(len(x))])
+    plain0 = torch.tensor([torch.equal(e0[i], x[i]) for i in range(len(x))])
+    assert bool((mirrored0 ^ plain0).all())  # each image is either mirrored or untouched
+    assert 20 <= int(mirrored0.sum()) <= 44  # about half start mirrored
+    for i in range(len(x)):  # the next epoch shows the other side; the one after repeats the first
+        assert torch.equal(e1[i], x[i] if mirrored0[i] else x[i].flip(2))
+    assert torch.equal(e0, e2)
+    # the choice follows the image (its dataset index), not its position in the batch
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(aug(x[perm], idx[perm], 0), e0[perm])
+
+
+def test_alternating_flip_translate_shifts_by_at_most_pad():
+    from convclass.data.augment import AlternatingFlipTranslate
+    torch.manual_seed(0)
+    x, idx = _asymmetric_batch(n=40, size=12), torch.arange(40)
+    flipped = AlternatingFlipTranslate(pad=0)(x, idx, 3)
+    out = AlternatingFlipTranslate(pad=2)(x, idx, 3)
+    padded = F.pad(flipped.float(), (2, 2, 2, 2), mode="reflect").to(torch.uint8)
+    offsets = set()
+    for i in range(len(x)):
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if torch.equal(out[i], padded[i, :, dy:dy + 12, dx:dx + 12])]
+        assert hits, f"image {i} is not a shift of at most 2 px of its (alternately flipped) input"
+        offsets.add(hits[0])
+    assert len(offsets) > 5  # the shifts really vary
+
+
+def test_triangle_schedule_shape():
+    from convclass.training.schedule import build_scheduler
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched, when = build_scheduler(opt, "triangle", epochs=4, steps_per_epoch=25, lr=2.0)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert when == "batch"
+    assert lrs[0] == pytest.approx(0.4)  # 0.2x
+    assert max(lrs) == pytest.approx(2.0) and lrs.index(max(lrs)) == 23
+    assert lrs[-1] == pytest.approx(2.0 * (1 - 0.93 * 76 / 77))  # falling linearly toward 0.07x
+    assert all(a <= b for a, b in zip(lrs[:23], lrs[1:24])) and all(a >= b for a, b in zip(lrs[23:], lrs[24:]))
+
+
+def test_lookahead_pulls_weights_toward_the_slow_copy():
+    from convclass.training.lookahead import Lookahead
+    model = torch.nn.Linear(3, 2)
+    la = Lookahead(model, total_steps=10, every=5)
+    w0 = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    la.after_step(4)  # not a multiple of 5: nothing happens
+    assert torch.equal(model.weight, w0 + 1)
+    la.after_step(5)
+    d = 0.95 ** 5 * 0.5 ** 3
+    expect = d * w0 + (1 - d) * (w0 + 1)
+    assert torch.allclose(model.weight, expect) and torch.allclose(la.slow["weight"], expect)
+    with torch.no_grad():
+        model.weight.add_(3.0)
+    la.finish()  # the run ends on the slow weights
+    assert torch.allclose(model.weight, expect)
+
+
+def test_lookahead_run_resumes_bit_exactly(tmp_path):
+    common = dict(optimizer="sgd", lr=0.05, momentum=0.85, schedule="triangle", lookahead=True, epochs=3,
+                  augment="alt-flip-translate")
+    full = digits_run(tmp_path, name="full", **common)
+    cut = digits_run(tmp_path, name="cut", callbacks=[lambda row, run: row["epoch"] == 1], **common)
+    from convclass.checkpoint import load_checkpoint
+    from convclass.training import train
+    assert load_checkpoint(cut.run_dir / "last.pt")["lookahead_state"]  # the slow weights are checkpointed
+    resumed = train(resume=cut.run_dir, quiet=True)
+    assert read_metrics(resumed.run_dir) == read_metrics(full.run_dir)
+    a, b = load_checkpoint(full.run_dir / "last.pt"), load_checkpoint(cut.run_dir / "last.pt")
+    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
+    # and lookahead changes the result (the option is not a no-op)
+    plain = digits_run(tmp_path, name="plain", **{**common, "lookahead": False})
+    c = load_checkpoint(plain.run_dir / "last.pt")
+    assert not all(torch.equal(a["model_state"][k], c["model_state"][k]) for k in a["model_state"])
+
+
+def test_cpu_allocator_setting_applies_once_and_can_be_turned_off():
+    code = "from convclass.runtime import tune_cpu_allocator as t; print(t(), t())"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "CONVCLASS_DEFAULT_MALLOC": "1"}).stdout.split()
+    if sys.platform.startswith("linux"):
+        assert on == ["True", "True"]
+    assert off == ["False", "False"]
+
+
+def test_micro_batches_give_the_full_batch_update(tmp_path):
+    """Without BatchNorm, chunked forward/backward (gradient accumulation) is the same optimizer step."""
+    kw = dict(model="mlp", model_args={"dropout": 0.0}, optimizer="sgd", lr=0.05, epochs=1, batch_size=64)
+    whole = digits_run(tmp_path, name="whole", **kw)
+    parts = digits_run(tmp_path, name="parts", micro_batch=21, **kw)  # chunks 21, 21, 22 (no chunk of 1)
+    from convclass.checkpoint import load_checkpoint
+    a, b = (load_checkpoint(r.run_dir / "last.pt")["model_state"] for r in (whole, parts))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    ra, rb = read_metrics(whole.run_dir), read_metrics(parts.run_dir)
+    assert float(ra[0]["train_loss"]) == pytest.approx(float(rb[0]["train_loss"]), rel=1e-4)
+
+
+def test_micro_batch_below_two_is_a_clear_error(tmp_path):
+    from convclass.errors import ConvclassError
+    with pytest.raises(ConvclassError, match="--micro-batch must be at least 2"):
+        digits_run(tmp_path, micro_batch=1)

@@ -40,11 +40,11 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     micro_batch: int | None = None       # run each batch in chunks of this many images (gradient accumulation)
-    optimizer: str = "adam"              # sgd | adam | adamw | rmsprop | adagrad
+    optimizer: str = "adam"              # sgd | adam | adamw | rmsprop | adagrad | muon
     lr: float = 1e-3
     momentum: float = 0.9                # sgd / rmsprop
     weight_decay: float = 0.0
-    schedule: str = "none"               # none | step | multistep | cosine | onecycle | triangle | plateau
+    schedule: str = "none"               # none | step | multistep | cosine | onecycle | triangle | linear | plateau
     step_size: int = 30                  # epochs between ×gamma drops (step)
     milestones: list[int] = field(default_factory=list)  # epochs at which to drop (multistep)
     gamma: float = 0.1
@@ -61,7 +61,7 @@ class TrainConfig:
     # runtime
     device: str = "auto"                 # auto | cpu | cuda
     amp: bool = True                     # mixed precision, CUDA only
-    channels_last: bool = True           # memory format, CUDA only
+    channels_last: bool = True           # NHWC memory format for 4-D weights and batches (CPU and CUDA)
     seed: int = 0
     threads: int | None = None           # torch intra-op threads; None: torch's default
     # bookkeeping

@@ -22,10 +22,13 @@ def test_recipe_fills_options_and_explicit_ones_win():
     from convclass.errors import ConvclassError
     from convclass.training.recipes import with_recipe
     cfg = with_recipe(TrainConfig(), {"recipe": "fast", "lr": 0.1, "model_args": {"scale": 0.5}})
-    assert (cfg.model, cfg.optimizer, cfg.label_smoothing, cfg.tta, cfg.recipe) == (
-        "airbench", "sgd", 0.2, "flip-translate", "fast")
-    assert cfg.lr == 0.1 and cfg.model_args == {"widths": "64,256,256", "channels_last": True, "scale": 0.5}
-    assert (cfg.schedule, cfg.augment, cfg.lookahead) == ("triangle", "alt-flip-translate", True)
+    assert (cfg.model, cfg.label_smoothing, cfg.tta, cfg.recipe) == ("airbench", 0.2, "flip-translate", "fast")
+    assert cfg.lr == 0.1 and cfg.model_args == {"widths": "64,256,256", "channels_last": True, "scale": 0.5,
+                                                "head_std": 1.0}
+    assert (cfg.optimizer, cfg.schedule, cfg.augment, cfg.batch_size, cfg.micro_batch) == (
+        "muon", "linear", "alt-flip-translate", 2000, 125)
+    sgd = with_recipe(TrainConfig(), {"recipe": "fast-sgd"})
+    assert (sgd.optimizer, sgd.schedule, sgd.lookahead) == ("sgd", "triangle", True)
     other = with_recipe(TrainConfig(), {"recipe": "fast", "model": "cnn3"})
     assert other.model == "cnn3" and other.model_args == {}  # airbench's knobs are not passed to cnn3
     assert with_recipe(TrainConfig(), {"lr": 0.5}).model == TrainConfig().model  # no recipe: untouched

@@ -17,8 +17,8 @@ HELP = {
             "a folder (train/ test/ [val/], or class sub-folders) or a CSV of path,label",
     "model": "architecture (see `convclass models`)",
     "augment": "none | flip-crop | alt-flip-translate | shift-rotate | color | randaugment | trivialaugment",
-    "schedule": "none | step | multistep | cosine | onecycle | triangle | plateau",
-    "optimizer": "sgd | adam | adamw | rmsprop | adagrad",
+    "schedule": "none | step | multistep | cosine | onecycle | triangle | linear | plateau",
+    "optimizer": "sgd | adam | adamw | rmsprop | adagrad | muon (Muon for conv filters, SGD for the rest)",
     "balance": "none | loss (class-weighted loss) | sampler (weighted sampler)",
     "micro_batch": "forward/backward each batch in chunks of this many images and step once (gradient "
                    "accumulation): the --batch-size update with less memory",

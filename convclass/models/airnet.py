@@ -97,6 +97,9 @@ class WhiteningConv(nn.Module):
 
 
 class AirNet(Classifier):
+    bias_lr_multiplier = BIAS_SCALE ** 2  # for optimizers that set per-group rates (training/muon.py)
+    stem_bias = ("features.0.bias", 3)    # airbench trains the whitening bias for the first 3 epochs only
+
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, mean=None, std=None, max_images: int = 1000) -> None:
         """Set the stem to the whitening basis of training patches. x: uint8 (N, C, H, W); mean/std (C,) on
@@ -114,7 +117,7 @@ class AirNet(Classifier):
 
 @register_model(default_img_size=32)
 def airbench(num_classes: int, in_chans: int = 3, img_size: int = 32, widths: str | list = "64,256,256",
-             scale: float = 1 / 9, channels_last: bool = False):
+             scale: float = 1 / 9, channels_last: bool = False, head_std: float | None = None):
     """airbench94's CIFAR net: whitened 2x2 stem, 3 conv groups (64/256/256), frozen-scale BN, GELU."""
     if isinstance(widths, str):
         widths = [int(w) for w in widths.split(",")]
@@ -130,6 +133,9 @@ def airbench(num_classes: int, in_chans: int = 3, img_size: int = 32, widths: st
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     features = nn.Sequential(*layers)
     head = nn.Sequential(nn.Linear(c_in, num_classes, bias=False), Scale(scale))
+    if head_std:  # airbench94_muon: head weights of std 1, output scaled by 1/width
+        with torch.no_grad():
+            head[0].weight.mul_(head_std / head[0].weight.std())
     model = AirNet(features, head)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -107,7 +107,7 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
     batches = _batches(len(y_all), cfg.batch_size, gen, sample_weights)
     k = len(data.classes)
     use_amp = cfg.amp and device.type == "cuda"
-    memfmt = torch.channels_last if (cfg.channels_last and device.type == "cuda") else torch.contiguous_format
+    memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     total_loss, correct, seen = 0.0, 0, 0
     per_index = getattr(augment, "per_index", False)  # e.g. alternating flips need the image and the epoch
     bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
@@ -283,7 +283,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                  **cfg.model_args}
     _seed_everything(cfg.seed)
     model = create_model(cfg.model, **arch_args).to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if cfg.channels_last:  # NHWC: faster oneDNN kernels on the CPU too (ResNet-18 1.5x, cnn3 1.4x; docs/fast.md)
         model = model.to(memory_format=torch.channels_last)
     log(f"model {cfg.model}: {count_parameters(model):,} parameters on {device}")
     if ckpt is None:
@@ -295,7 +295,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             raise ConvclassError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); drop it on CPU")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
-    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.batch_size)
     opt = finetune.regroup_optimizer(opt, model, cfg)  # discriminative learning rates (--lr-decay)
     steps = max(1, math.ceil(len(data.train) / cfg.batch_size))
     scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,

@@ -8,7 +8,7 @@ from ..errors import ConvclassError
 
 __all__ = ["OPTIMIZERS", "build_optimizer"]
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "muon")
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -20,7 +20,10 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
+                    momentum: float = 0.9, batch_size: int = 2000) -> torch.optim.Optimizer:
+    if name == "muon":  # airbench94_muon: Muon for filters, SGD for the rest (training/muon.py)
+        from .muon import MuonSGD, muon_param_groups
+        return MuonSGD(muon_param_groups(model, lr, weight_decay, momentum, batch_size), lr=lr, momentum=momentum)
     groups = _param_groups(model, weight_decay)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)

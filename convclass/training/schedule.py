@@ -10,7 +10,7 @@ from ..errors import ConvclassError
 
 __all__ = ["SCHEDULES", "build_scheduler"]
 
-SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle", "triangle", "plateau")
+SCHEDULES = ("none", "step", "multistep", "cosine", "onecycle", "triangle", "linear", "plateau")
 
 
 def build_scheduler(opt: torch.optim.Optimizer, name: str, *, epochs: int, steps_per_epoch: int, lr: float,
@@ -48,6 +48,14 @@ def build_scheduler(opt: torch.optim.Optimizer, name: str, *, epochs: int, steps
                 return 0.2 + 0.8 * step / peak
             return 1.0 - 0.93 * min(1.0, (step - peak) / max(1, total - peak))
         return sch.LambdaLR(opt, tri), "batch"
+    if name == "linear":
+        # airbench94_muon's: straight down from 1x to 0 at the last step. A group with "anneal_epochs" (its
+        # whitening bias) reaches 0 after that many epochs and stays frozen.
+        def lin(ends: int):
+            return lambda step: max(0.0, 1.0 - step / ends)
+        ends = [max(1, round(g["anneal_epochs"] * steps_per_epoch)) if g.get("anneal_epochs") else total
+                for g in opt.param_groups]
+        return sch.LambdaLR(opt, [lin(e) for e in ends]), "batch"
     if name == "plateau":
         return sch.ReduceLROnPlateau(opt, mode="max", factor=gamma, patience=max(1, step_size // 10)), "plateau"
     raise ConvclassError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")

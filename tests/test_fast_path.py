@@ -232,3 +232,15 @@ def test_muon_run_resumes_bit_exactly(tmp_path):
     a, b = load_checkpoint(full.run_dir / "last.pt"), load_checkpoint(cut.run_dir / "last.pt")
     assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
     assert full.test_metrics["accuracy"] > 0.5  # 10 classes; it learns
+
+
+def test_chunk_bounds_cover_the_batch_without_single_image_chunks():
+    from convclass.training.step import chunk_bounds
+    assert chunk_bounds(10, None) == [(0, 10)]
+    assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert chunk_bounds(9, 4) == [(0, 4), (4, 9)]  # a trailing chunk of one joins the one before
+    assert chunk_bounds(2000, 125)[-1] == (1875, 2000) and len(chunk_bounds(2000, 125)) == 16
+    for n, m in [(1, 4), (7, 3), (64, 21), (5, 100)]:
+        b = chunk_bounds(n, m)
+        assert b[0][0] == 0 and b[-1][1] == n and all(hi - lo <= max(m, 2) + 1 for lo, hi in b)
+        assert all(b[i][1] == b[i + 1][0] for i in range(len(b) - 1))

@@ -1,7 +1,6 @@
 """The training run: data -> model -> epochs (train_one_epoch, validate) -> checkpoints -> test metrics."""
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import math
@@ -35,6 +34,7 @@ from .lookahead import Lookahead
 from .optim import build_optimizer
 from .runs import heartbeat_writer, new_run_dir, report_lost_steps, write_metrics_csv
 from .schedule import build_scheduler
+from .step import Diverged, forward_backward
 from .recipes import with_recipe
 from .tta import check_tta, tta_logits
 
@@ -89,10 +89,6 @@ def _params_finite(model: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
-class _Diverged(Exception):
-    pass
-
-
 def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
                     device: torch.device, augment, class_weights, sample_weights, scaler, progress,
                     ctx: DistContext = DistContext(), heartbeat=None, lookahead=None) -> dict:
@@ -121,28 +117,11 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
         soft = None
         if cfg.mixup > 0 or cfg.cutmix > 0:
             xb, soft = mix_batch(xb, yb, k, cfg.mixup, cfg.cutmix)
-        target = soft if soft is not None else yb
         opt.zero_grad(set_to_none=True)
-        # --micro-batch: forward/backward the batch in chunks and step once (gradient accumulation): the same
-        # update with a fraction of the activation memory; BatchNorm normalises each chunk on its own.
-        cuts = list(range(0, len(yb), cfg.micro_batch or len(yb)))[1:]
-        if cuts and len(yb) - cuts[-1] < 2:
-            cuts.pop()  # a last chunk of one image would break BatchNorm: it joins the one before
-        bounds = list(zip([0] + cuts, cuts + [len(yb)]))
-        loss, logits = 0.0, []
-        for c, (lo, hi) in enumerate(bounds):
-            sl, frac = slice(lo, hi), (hi - lo) / len(yb)
-            sync = c == len(bounds) - 1 or not hasattr(model, "no_sync")  # DDP: all-reduce once, on the last
-            with (contextlib.nullcontext() if sync else model.no_sync()):
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    out = model(xb[sl])
-                    part = F.cross_entropy(out.float(), target[sl], weight=class_weights,
-                                           label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(part):
-                    raise _Diverged(f"loss became {part.item()} at epoch {epoch + 1}, step {step + 1}")
-                scaler.scale(part * frac).backward()
-            loss, logits = loss + part.detach() * frac, logits + [out.detach()]
-        logits = torch.cat(logits) if len(logits) > 1 else logits[0]
+        loss, logits = forward_backward(model, xb, soft if soft is not None else yb, micro_batch=cfg.micro_batch,
+                                        scaler=scaler, class_weights=class_weights,
+                                        label_smoothing=cfg.label_smoothing, use_amp=use_amp,
+                                        where=f"epoch {epoch + 1}, step {step + 1}")
         if cfg.grad_clip:
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -356,7 +335,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             try:
                 tr = train_one_epoch(net, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
                                      sample_weights, scaler, progress, ctx, heartbeat, lookahead)
-            except _Diverged as e:
+            except Diverged as e:
                 raise ConvclassError(
                     f"training diverged: {e}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. "
                     f"Nothing non-finite was saved" + (f"; {run_dir}/last.pt holds epoch {epoch}"

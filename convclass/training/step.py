@@ -1,0 +1,48 @@
+"""One optimizer step's forward and backward, optionally in micro-batches (gradient accumulation)."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Diverged", "chunk_bounds", "forward_backward"]
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+def chunk_bounds(n: int, micro_batch: int | None) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of at most `micro_batch` images covering n; never a last chunk of one image (BatchNorm
+    cannot normalise it: it joins the chunk before)."""
+    cuts = list(range(0, n, micro_batch or n or 1))[1:]
+    if cuts and n - cuts[-1] < 2:
+        cuts.pop()
+    return list(zip([0] + cuts, cuts + [n]))
+
+
+def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_batch: int | None, scaler,
+                     class_weights, label_smoothing: float, use_amp: bool, where: str
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accumulate the gradient of the batch's mean loss; returns (loss, logits), detached.
+
+    With micro_batch, the batch runs in chunks whose losses are weighted by their share of the batch: the same
+    update as one pass for models without BatchNorm, with a fraction of the activation memory (BatchNorm then
+    normalises each chunk on its own, like ghost batch norm). Under DDP gradients are all-reduced once, after
+    the last chunk."""
+    bounds = chunk_bounds(len(xb), micro_batch)
+    loss, logits = torch.zeros((), device=xb.device), []
+    for c, (lo, hi) in enumerate(bounds):
+        sync = c == len(bounds) - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with torch.autocast(xb.device.type, dtype=torch.float16, enabled=use_amp):
+                out = model(xb[lo:hi])
+                part = F.cross_entropy(out.float(), target[lo:hi], weight=class_weights,
+                                       label_smoothing=label_smoothing)
+            if not torch.isfinite(part):
+                raise Diverged(f"loss became {part.item()} at {where}")
+            scaler.scale(part * ((hi - lo) / len(xb))).backward()
+        loss = loss + part.detach() * ((hi - lo) / len(xb))
+        logits.append(out.detach())
+    return loss, (torch.cat(logits) if len(logits) > 1 else logits[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.exc
 
 from convclass.config import TrainConfig, load_config
 from convclass.errors import ConvclassError
@@ -83,7 +84,8 @@ def test_killed_trial_is_marked_failed_and_study_continues(tmp_path):
             if (tmp_path / "tune.db").exists():
                 try:
                     running = [t for t in _trials(tmp_path, "killed") if t.state.name == "RUNNING"]
-                except KeyError:  # the study is not created yet
+                except (KeyError, sqlalchemy.exc.SQLAlchemyError):
+                    # not created yet, or caught mid-creation: two connections racing to write optuna's schema
                     running = []
                 if running and running[0].intermediate_values:  # mid-trial: at least one epoch reported
                     break

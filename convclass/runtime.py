@@ -17,7 +17,8 @@ def tune_cpu_allocator() -> bool:
     glibc serves every allocation over 32 MB with a fresh mmap and unmaps it on free, so each training step
     page-faults its large activation and gradient buffers in again: on 2 cores that was ~15 % of an airbench
     step (a 126 MB max-pool gradient zero-fill took 190 ms instead of 3 ms). Serving them from the heap and
-    not trimming it makes the buffers reusable: 1.2-1.3x training img/s (bench/fast_choices.py). The process
+    not trimming it makes the buffers reusable: 1.26x training img/s for the airbench net, 1.5x for ResNet-18
+    (bench/cpu_choices.py). The process
     keeps up to 2 GB of freed memory; CONVCLASS_DEFAULT_MALLOC=1 turns this off. Returns whether it applied."""
     global _tuned
     if _tuned:

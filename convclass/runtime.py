@@ -15,11 +15,10 @@ def tune_cpu_allocator() -> bool:
     """Keep freed memory in the heap instead of returning it to the OS (glibc only).
 
     glibc serves every allocation over 32 MB with a fresh mmap and unmaps it on free, so each training step
-    page-faults its large activation and gradient buffers in again: on 2 cores that was ~15 % of an airbench
-    step (a 126 MB max-pool gradient zero-fill took 190 ms instead of 3 ms). Serving them from the heap and
-    not trimming it makes the buffers reusable: 1.26x training img/s for the airbench net, 1.5x for ResNet-18
-    (bench/cpu_choices.py). The process
-    keeps up to 2 GB of freed memory; CONVCLASS_DEFAULT_MALLOC=1 turns this off. Returns whether it applied."""
+    maps its large activation and gradient buffers anew. Serving them from the heap, never trimmed, lets the
+    next step reuse them: 1.26x training img/s for the airbench net, 1.5x for ResNet-18 on 2 cores
+    (bench/cpu_choices.py). The process keeps up to 2 GB of freed memory; CONVCLASS_DEFAULT_MALLOC=1 turns
+    this off. Returns whether it applied."""
     global _tuned
     if _tuned:
         return True

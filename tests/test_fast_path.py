@@ -2,6 +2,7 @@
 triangle schedule, and the allocator setting."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -121,7 +122,7 @@ def test_cpu_allocator_setting_applies_once_and_can_be_turned_off():
     code = "from convclass.runtime import tune_cpu_allocator as t; print(t(), t())"
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "CONVCLASS_DEFAULT_MALLOC": "1"}).stdout.split()
+                         env={**os.environ, "CONVCLASS_DEFAULT_MALLOC": "1"}).stdout.split()
     if sys.platform.startswith("linux"):
         assert on == ["True", "True"]
     assert off == ["False", "False"]

@@ -36,8 +36,8 @@ HELP = {
     "fine_tune": "E1,E2: E1 epochs head only, then E2 epochs all layers (sets --epochs E1+E2)",
     "lr_decay": "discriminative learning rates: lr x this per layer group from the head to the input (1 = off)",
     "freeze_bn": "keep BatchNorm running statistics fixed while training",
-    "recipe": "named preset of options, e.g. fast (airbench-style CIFAR net, SGD, one-cycle, TTA; see "
-              "docs/fast.md); options given explicitly override it",
+    "recipe": "named preset of options: fast (airbench94_muon on the CPU) or fast-sgd (airbench94); see "
+              "docs/fast.md. Options given explicitly override it",
     "tta": "test-time augmentation for the final test: none | flip | flip-translate (6 views)",
 }
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TrainConfig, git_commit, load_config, save_config
-from ..data import PreparedData, build_augment, mix_batch, normalize, prepare_data
+from ..data import PreparedData, build_augment, prepare_data
 from ..errors import ConvclassError
 from ..evaluation.metrics import classification_metrics
 from ..inference import resolve_device
@@ -28,13 +28,14 @@ from ..reporting import build_report, save_predictions
 from ..models import count_parameters, create_model, model_entry
 from ..runtime import tune_cpu_allocator
 from . import finetune
-from .distributed import (DistContext, all_reduce_sum, init_distributed, param_checksums, share_run_dir, shard,
-                          shutdown, validate_sharded, wrap_ddp)
+from .distributed import (DistContext, init_distributed, param_checksums, share_run_dir, shutdown,
+                          validate_sharded, wrap_ddp)
+from .epoch import batches_per_epoch, train_one_epoch
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .runs import heartbeat_writer, new_run_dir, report_lost_steps, write_metrics_csv
 from .schedule import build_scheduler
-from .step import Diverged, forward_backward
+from .step import Diverged
 from .recipes import with_recipe
 from .tta import check_tta, tta_logits
 
@@ -71,78 +72,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Every epoch draws from its own seed: a run resumed at epoch E replays epoch E exactly.
-    return (seed * 1_000_003 + epoch * 7919) % 2**62
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator, weights: torch.Tensor | None) -> list[torch.Tensor]:
-    order = (torch.multinomial(weights, n, replacement=True, generator=gen) if weights is not None
-             else torch.randperm(n, generator=gen))
-    out = list(order.split(batch_size))
-    if len(out) > 1 and len(out[-1]) < 2:  # BatchNorm cannot train on a batch of one
-        out.pop()
-    return out
-
-
 def _params_finite(model: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
-
-
-def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
-                    device: torch.device, augment, class_weights, sample_weights, scaler, progress,
-                    ctx: DistContext = DistContext(), heartbeat=None, lookahead=None) -> dict:
-    """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
-    takes its 1/world share of each, so the global batch is the same whatever the process count."""
-    model = finetune.training_view(model, data, cfg)  # train mode; frozen parts stay in eval
-    gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch))
-    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + 1 + ctx.rank)
-    mean = torch.tensor(data.mean, device=device)
-    std = torch.tensor(data.std, device=device)
-    x_all, y_all = data.train.x, data.train.y
-    batches = _batches(len(y_all), cfg.batch_size, gen, sample_weights)
-    k = len(data.classes)
-    use_amp = cfg.amp and device.type == "cuda"
-    memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    total_loss, correct, seen = 0.0, 0, 0
-    per_index = getattr(augment, "per_index", False)  # e.g. alternating flips need the image and the epoch
-    bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-    for step, idx in enumerate(bar):
-        idx = shard(idx, ctx)
-        xb = x_all[idx]
-        if augment is not None:
-            xb = augment(xb, idx, epoch) if per_index else augment(xb)
-        yb = y_all[idx].to(device, non_blocking=True)
-        xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
-        soft = None
-        if cfg.mixup > 0 or cfg.cutmix > 0:
-            xb, soft = mix_batch(xb, yb, k, cfg.mixup, cfg.cutmix)
-        opt.zero_grad(set_to_none=True)
-        loss, logits = forward_backward(model, xb, soft if soft is not None else yb, micro_batch=cfg.micro_batch,
-                                        scaler=scaler, class_weights=class_weights,
-                                        label_smoothing=cfg.label_smoothing, use_amp=use_amp,
-                                        where=f"epoch {epoch + 1}, step {step + 1}")
-        if cfg.grad_clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if scheduler is not None and when == "batch":
-            scheduler.step()
-        if lookahead is not None:
-            lookahead.after_step(epoch * len(batches) + step + 1)
-        n = len(yb)
-        total_loss += loss.item() * n
-        correct += int((logits.argmax(1) == yb).sum())
-        seen += n
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
-        if heartbeat is not None:
-            heartbeat(epoch, step + 1)
-    if lookahead is not None and epoch + 1 == cfg.epochs:
-        lookahead.finish()
-    total_loss, correct, seen = all_reduce_sum([total_loss, float(correct), float(seen)], ctx, device)
-    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
 
 @torch.no_grad()
@@ -281,8 +212,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
-    steps_run = len(_batches(len(data.train), cfg.batch_size, torch.Generator(), None))
-    lookahead = Lookahead(model, cfg.epochs * steps_run) if cfg.lookahead else None
+    lookahead = (Lookahead(model, cfg.epochs * batches_per_epoch(len(data.train), cfg.batch_size))
+                 if cfg.lookahead else None)
     augment = build_augment(cfg.augment, data.train.x.shape[-1], data.channels)  # at the stored size
 
     counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()

@@ -1,7 +1,7 @@
 """Named training recipes: presets of TrainConfig fields, applied under the options the user sets explicitly.
 
-`fast` is tuned for time-to-accuracy on a few CPU cores (measurements in docs/fast.md): airbench94's network
-and optimisation (arXiv 2404.00498) with the parts that cost wall time on a CPU trimmed.
+`fast` (airbench94_muon) and `fast-sgd` (airbench94, arXiv 2404.00498) are tuned for time-to-accuracy on a few
+CPU cores, with the parts that cost memory or wall time on a CPU changed; measurements in docs/fast.md.
 """
 from __future__ import annotations
 

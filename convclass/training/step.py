@@ -34,6 +34,7 @@ def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_bat
     bounds = chunk_bounds(len(xb), micro_batch)
     loss, logits = torch.zeros((), device=xb.device), []
     for c, (lo, hi) in enumerate(bounds):
+        share = (hi - lo) / len(xb)
         sync = c == len(bounds) - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if sync else model.no_sync():
             with torch.autocast(xb.device.type, dtype=torch.float16, enabled=use_amp):
@@ -42,7 +43,7 @@ def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_bat
                                        label_smoothing=label_smoothing)
             if not torch.isfinite(part):
                 raise Diverged(f"loss became {part.item()} at {where}")
-            scaler.scale(part * ((hi - lo) / len(xb))).backward()
-        loss = loss + part.detach() * ((hi - lo) / len(xb))
+            scaler.scale(part * share).backward()
+        loss = loss + part.detach() * share
         logits.append(out.detach())
     return loss, (torch.cat(logits) if len(logits) > 1 else logits[0])

@@ -1,4 +1,6 @@
-"""Decoding a split once into a (N, C, H, W) uint8 tensor, in parallel, cached on disk keyed by the files."""
+"""Decoding a split once into a (N, C, H, W) uint8 array, in parallel, cached on disk keyed by the files.
+
+The cache holds the array in the layout training reads, so a warm run maps it and copies nothing."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +17,7 @@ from .sources import LabeledSet
 
 __all__ = ["decode_set", "peek_files"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: (N, C, H, W) on disk
 PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
 
 
@@ -50,26 +52,33 @@ def _palette_is_grey(im) -> bool:
     return bool(len(pal)) and bool((pal[:, 0] == pal[:, 1]).all() and (pal[:, 1] == pal[:, 2]).all())
 
 
+def _nchw(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
 def _cache_key(paths: list[str], size: int, channels: int) -> str:
-    h = hashlib.sha1(f"v{CACHE_VERSION}|{size}|{channels}".encode())
+    """Every file's absolute path, size and modification time: any edit, addition or removal makes a new key.
+    One stat per file (~0.15 s for CIFAR-10's 60,000 on 2 cores), no reading."""
+    lines = [f"v{CACHE_VERSION}|{size}|{channels}"]
     for p in paths:
+        a = p if os.path.isabs(p) else os.path.abspath(p)
         try:
             st = os.stat(p)
-            h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            lines.append(f"{a}|{st.st_size}|{st.st_mtime_ns}")
         except OSError:
-            h.update(f"{p}|missing\n".encode())
-    return h.hexdigest()[:20]
+            lines.append(f"{a}|missing")
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None = None,
                workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None, list[tuple[str, str]]]:
-    """Returns images (N, H, W, C) uint8, labels (N,), paths of the kept images (or None), broken (path, reason)."""
+    """Returns images (N, C, H, W) uint8, labels (N,), paths of the kept images (or None), broken (path, reason)."""
     if s.arrays is not None:
         a = s.arrays
         if a.shape[1:3] != (size, size):
             a = np.stack([np.asarray(Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x)
                                      .resize((size, size), Image.BILINEAR)).reshape(size, size, -1) for x in a])
-        return convert_channels(a, channels), s.labels, None, []
+        return _nchw(convert_channels(a, channels)), s.labels, None, []
 
     paths = s.paths or []
     key = _cache_key(paths, size, channels) if cache_dir else None
@@ -97,7 +106,7 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
     else:
         decoded, broken = _decode_chunk((paths, size, channels))
     keep = [i for i, a in enumerate(decoded) if a is not None]
-    images = np.stack([decoded[i] for i in keep]) if keep else np.zeros((0, size, size, channels), np.uint8)
+    images = _nchw(np.stack([decoded[i] for i in keep]) if keep else np.zeros((0, size, size, channels), np.uint8))
     broken.sort()
     if key:
         cache_dir.mkdir(parents=True, exist_ok=True)

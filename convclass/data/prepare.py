@@ -113,7 +113,7 @@ def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    x = torch.from_numpy(np.ascontiguousarray(images))  # (N, C, H, W): a cache file maps in without a copy
     return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=np.int64)), paths=paths)
 
 

@@ -1,12 +1,10 @@
 """The training run: data -> model -> epochs (train_one_epoch, validate) -> checkpoints -> test metrics."""
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import random
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -57,13 +55,6 @@ class _Log:
     def __call__(self, msg: str) -> None:
         if not self.quiet:
             print(msg, flush=True)
-
-
-def _prefetch_slow_imports() -> None:
-    """The first torch.optim optimizer imports torch._dynamo (~1.3 s on 2 cores); import it in a background
-    thread while the data loads, so the optimizer is ready when the data is."""
-    if "torch._dynamo" not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
 
 
 def _seed_everything(seed: int) -> None:
@@ -150,7 +141,6 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     written; one returning True stops training (tuning uses this to prune trials).
     `prepared`: data already split and decoded (cross-validation folds); config.data is then only recorded.
     """
-    _prefetch_slow_imports()
     ckpt = None
     if resume is not None:
         run_dir = Path(resume)
@@ -252,8 +242,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             "process); the learning rate is not rescaled because the global batch does not change")
     log(f"run folder: {run_dir}")
 
-    from torch.utils.tensorboard import SummaryWriter
-    tb = SummaryWriter(str(run_dir), purge_step=start_epoch) if ctx.is_main else None
+    tb = None  # opened at the first epoch's end: importing TensorBoard is 0.1 s of start-up
     progress = _progress(cfg) if ctx.is_main else (lambda it, desc="": it)
     heartbeat = heartbeat_writer(run_dir) if ctx.is_main else None
     eval_bs = max(256, 2 * (cfg.micro_batch or cfg.batch_size))  # no gradients: twice the training chunk fits
@@ -296,6 +285,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                     save_checkpoint(payload, run_dir / "best.pt")
                 save_checkpoint(payload, run_dir / "last.pt")
                 write_metrics_csv(history, run_dir / "metrics.csv")
+                if tb is None:
+                    from torch.utils.tensorboard import SummaryWriter
+                    tb = SummaryWriter(str(run_dir), purge_step=start_epoch)
                 for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
                     tb.add_scalar(key.replace("_", "/", 1), row[key], epoch + 1)
                 tb.flush()

@@ -25,7 +25,7 @@ class TrainConfig:
     val_split: float = 0.1               # fraction of train held out for validation when there is no val/ split
     test_split: float = 0.2              # fraction held out for test when the data has no test split
     subset: int | None = None            # keep at most this many training images (stratified), for quick runs
-    workers: int = 0                     # DataLoader worker processes for per-image augmentation
+    workers: int | None = None           # DataLoader processes for per-image augmentation; None: cores - 2, max 4
     # model
     model: str = "cnn3"
     model_args: dict[str, Any] = field(default_factory=dict)  # e.g. {width: 2, dropout: 0.3}

@@ -64,6 +64,7 @@ class AlternatingFlipTranslate:
 def _per_image(tf) -> Callable[[torch.Tensor], torch.Tensor]:
     def apply(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([tf(img) for img in x])
+    apply.per_image_tf = tf  # data/loader.py can run it in DataLoader workers instead
     return apply
 
 

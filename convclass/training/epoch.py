@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from ..config import TrainConfig
 from ..data import PreparedData, mix_batch, normalize
+from ..data.loader import auto_workers, batch_stream
 from . import finetune
 from .distributed import DistContext, all_reduce_sum, shard
 from .step import forward_backward
@@ -48,13 +49,10 @@ def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: T
     use_amp = cfg.amp and device.type == "cuda"
     memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     total_loss, correct, seen = 0.0, 0, 0
-    per_index = getattr(augment, "per_index", False)  # e.g. alternating flips need the image and the epoch
-    bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-    for step, idx in enumerate(bar):
-        idx = shard(idx, ctx)
-        xb = x_all[idx]
-        if augment is not None:
-            xb = augment(xb, idx, epoch) if per_index else augment(xb)
+    mine = [shard(idx, ctx) for idx in batches]
+    images = batch_stream(x_all, mine, augment, epoch, auto_workers(augment, cfg.workers))
+    bar = progress(mine, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    for step, (idx, xb) in enumerate(zip(bar, images)):
         yb = y_all[idx].to(device, non_blocking=True)
         xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
         soft = None

@@ -286,3 +286,26 @@ def test_training_start_never_imports_dynamo(tmp_path):
             "print('DYNAMO', 'torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "DYNAMO False" in out.stdout, out.stdout + out.stderr
+
+
+def test_channel_statistics_are_kept_beside_the_decoded_pixels(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from convclass.data.prepare import channel_stats, prepare_data
+    from synth import write_class_folders
+    files = write_class_folders(tmp_path / "imgs", per_class=6, size=8)
+    kw = dict(data_root=str(tmp_path / "cache"), val_split=0.2, test_split=0.2, verbose=False)
+    a = prepare_data(str(tmp_path / "imgs"), **kw)
+    stats = list((tmp_path / "cache" / "decoded").glob("*.stats.json"))
+    assert len(stats) == 1 and json.loads(stats[0].read_text())["mean"] == a.mean
+    assert a.mean == channel_stats(a.train.x)[0]
+    stats[0].write_text(json.dumps({"mean": [0.5] * 3, "std": [0.25] * 3}))
+    assert prepare_data(str(tmp_path / "imgs"), **kw).mean == [0.5] * 3  # the next run reads them
+    target = next(p for p in files["red"] if str(p) in set(a.train.paths))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(target)
+    os.utime(target, ns=(os.stat(target).st_atime_ns, os.stat(target).st_mtime_ns + 10**9))
+    c = prepare_data(str(tmp_path / "imgs"), **kw)  # new pixels, new key: computed again
+    assert c.mean == channel_stats(c.train.x)[0] and c.mean != [0.5] * 3

@@ -138,7 +138,8 @@ def test_decode_cache_is_memory_mapped_reused_and_invalidated(tmp_path):
     Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(target)
     os.utime(target, ns=(os.stat(target).st_atime_ns, os.stat(target).st_mtime_ns + 10**9))
     spec = scan_folder(root).train
-    fresh, _, paths, _ = decode_set(spec, 8, 3, cache)
+    fresh, _, paths, _, where = decode_set(spec, 8, 3, cache)
+    assert fresh.shape == (9, 3, 8, 8) and where.with_suffix(".npy").exists()  # (N, C, H, W), as training reads
     i = [os.path.abspath(p) for p in paths].index(os.path.abspath(target))
     assert (fresh[i] == 7).all() and not (first[i] == 7).all()
     assert len(list(cache.glob("*.npy"))) == 2

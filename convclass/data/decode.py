@@ -8,6 +8,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -15,10 +16,18 @@ from PIL import Image
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode
 from .sources import LabeledSet
 
-__all__ = ["decode_set", "peek_files"]
+__all__ = ["Decoded", "decode_set", "peek_files"]
 
 CACHE_VERSION = 2  # 2: (N, C, H, W) on disk
 PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
+
+
+class Decoded(NamedTuple):
+    images: np.ndarray                 # (N, C, H, W) uint8, memory-mapped when it came from the cache
+    labels: np.ndarray                 # (N,)
+    paths: list[str] | None            # of the kept images; None for in-memory sources
+    broken: list[tuple[str, str]]      # (path, reason) of skipped files
+    cache: Path | None = None          # the cache file's path without suffix (derived results can sit beside it)
 
 
 def _decode_chunk(args):
@@ -71,14 +80,13 @@ def _cache_key(paths: list[str], size: int, channels: int) -> str:
 
 
 def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None = None,
-               workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str] | None, list[tuple[str, str]]]:
-    """Returns images (N, C, H, W) uint8, labels (N,), paths of the kept images (or None), broken (path, reason)."""
+               workers: int | None = None) -> Decoded:
     if s.arrays is not None:
         a = s.arrays
         if a.shape[1:3] != (size, size):
             a = np.stack([np.asarray(Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x)
                                      .resize((size, size), Image.BILINEAR)).reshape(size, size, -1) for x in a])
-        return _nchw(convert_channels(a, channels)), s.labels, None, []
+        return Decoded(_nchw(convert_channels(a, channels)), s.labels, None, [])
 
     paths = s.paths or []
     key = _cache_key(paths, size, channels) if cache_dir else None
@@ -90,7 +98,8 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
             # Memory-mapped copy-on-write: pages are read from the page cache on demand (no private copy of the
             # whole set), yet the array is writable, so torch.from_numpy accepts it without a warning.
             images = np.load(npy, mmap_mode="c")
-            return images, s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]]
+            return Decoded(images, s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]],
+                           cache_dir / key)
 
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(paths) >= PARALLEL_MIN and workers > 1:
@@ -119,4 +128,5 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
         tmp_meta = cache_dir / f"{key}.{tag}.tmp.json"
         tmp_meta.write_text(json.dumps({"keep": keep, "broken": broken}))
         os.replace(tmp_meta, cache_dir / f"{key}.json")
-    return images, s.labels[np.asarray(keep, dtype=np.int64)], [paths[i] for i in keep], broken
+    return Decoded(images, s.labels[np.asarray(keep, dtype=np.int64)], [paths[i] for i in keep], broken,
+                   cache_dir / key if key else None)

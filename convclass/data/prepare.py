@@ -1,6 +1,8 @@
 """From `--data` to tensors ready to train on: find the splits, carve missing ones, decode, compute statistics."""
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +114,20 @@ def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
     return mean, std
 
 
+def _cached_stats(x: torch.Tensor, cache: Path | None) -> tuple[list[float], list[float]]:
+    """channel_stats, kept beside a decode cache file: the same pixels always give the same statistics."""
+    path = cache.with_suffix(".stats.json") if cache is not None else None
+    if path is not None and path.exists():
+        m = json.loads(path.read_text())
+        return m["mean"], m["std"]
+    mean, std = channel_stats(x)
+    if path is not None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"mean": mean, "std": std}))
+        os.replace(tmp, path)
+    return mean, std
+
+
 def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
     x = torch.from_numpy(np.ascontiguousarray(images))  # (N, C, H, W): a cache file maps in without a copy
     return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=np.int64)), paths=paths)
@@ -144,9 +160,11 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
     broken: list[tuple[str, str]] = []
     splits = {}
     for name, s in (("train", train), ("val", val), ("test", test)):
-        imgs, labels, paths, bad = decode_set(s, size, ch, cache_dir if s.paths else None)
-        broken += bad
-        splits[name] = (imgs, labels, paths)
+        d = decode_set(s, size, ch, cache_dir if s.paths else None)
+        broken += d.broken
+        splits[name] = (d.images, d.labels, d.paths)
+        if name == "train":
+            train_cache = d.cache
     if broken and verbose:
         shown = ", ".join(f"{p} ({r})" for p, r in broken[:20])
         more = f" and {len(broken) - 20} more" if len(broken) > 20 else ""
@@ -159,6 +177,6 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
         raise ConvclassError(f"class(es) {', '.join(absent[:10])} have no readable training images; "
                              "add some or remove the class")
     tensors = {k: _to_split(*v) for k, v in splits.items()}
-    mean, std = channel_stats(tensors["train"].x)
+    mean, std = _cached_stats(tensors["train"].x, train_cache)
     return PreparedData(name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std,
                         broken=broken, notes=notes, **tensors)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,10 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import sys, time, resource
 t0 = float(sys.argv[1])
+import torch
+t_torch = time.time() - t0
 import convclass.training.fit as fit
 def first_step(*a, **k):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"FIRST_STEP {time.time() - t0:.3f} {rss:.0f}", flush=True)
+    print(f"FIRST_STEP {time.time() - t0:.3f} {rss:.0f} {t_torch:.3f}", flush=True)
     raise SystemExit(0)
 fit.train_one_epoch = first_step
 from convclass.training import train
@@ -66,12 +69,14 @@ def main() -> None:
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("FIRST_STEP")), None)
             if line is None:
                 raise SystemExit(f"child failed:\n{out.stdout}\n{out.stderr}")
-            secs, rss = float(line.split()[1]), float(line.split()[2])
-            warm.append({"seconds": secs, "peak_rss_mb": rss})
-            print(f"warm: process start -> first training step {secs:.2f}s (peak RSS so far {rss:.0f} MB)",
-                  flush=True)
-    best = min(w["seconds"] for w in warm)
-    print(f"cold decode {cold:.1f}s; warm start -> first step best {best:.2f}s of {len(warm)}")
+            secs, rss, t_torch = (float(v) for v in line.split()[1:4])
+            warm.append({"seconds": secs, "peak_rss_mb": rss, "import_torch_s": t_torch})
+            print(f"warm: process start -> first training step {secs:.2f}s, of which interpreter start + "
+                  f"`import torch` {t_torch:.2f}s (peak RSS so far {rss:.0f} MB)", flush=True)
+    med = statistics.median(w["seconds"] for w in warm)
+    rest = statistics.median(w["seconds"] - w["import_torch_s"] for w in warm)
+    print(f"cold decode {cold:.1f}s; warm start -> first step median {med:.2f}s of {len(warm)} "
+          f"({rest:.2f}s after `import torch`)")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "cold_decode_s": cold, "images": n,
                                                "warm": warm}, indent=1))

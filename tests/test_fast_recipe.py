@@ -143,3 +143,38 @@ def test_decode_cache_is_memory_mapped_reused_and_invalidated(tmp_path):
     i = [os.path.abspath(p) for p in paths].index(os.path.abspath(target))
     assert (fresh[i] == 7).all() and not (first[i] == 7).all()
     assert len(list(cache.glob("*.npy"))) == 2
+
+
+def test_parallel_decode_writes_every_image_to_its_row_and_skips_broken_ones(tmp_path, monkeypatch):
+    import convclass.data.decode as dec
+    from convclass.data.folder import scan_folder
+    root = tmp_path / "imgs"
+    write_class_folders(root, per_class=7, size=8)
+    (root / "red" / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    spec = scan_folder(root).train
+    serial = dec.decode_set(spec, 8, 3)  # in memory, one process
+    monkeypatch.setattr(dec, "PARALLEL_MIN", 4)  # the chunked multi-process path on a small folder
+    par = dec.decode_set(spec, 8, 3, tmp_path / "cache", workers=2)
+    assert [os.path.basename(p) for p, _ in par.broken] == ["zz_truncated.png"] == \
+        [os.path.basename(p) for p, _ in serial.broken]
+    assert par.images.shape == (21, 3, 8, 8) and np.array_equal(par.images, serial.images)
+    assert par.paths == serial.paths and np.array_equal(par.labels, serial.labels)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
+        [par.cache.name + ".npy", par.cache.name + ".json"])  # no temporary files left
+    again = dec.decode_set(spec, 8, 3, tmp_path / "cache")
+    assert isinstance(again.images, np.memmap) and np.array_equal(again.images, serial.images)
+
+
+def test_decode_cache_that_would_not_fit_on_disk_is_a_clear_error(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import convclass.data.decode as dec
+    from convclass.data.folder import scan_folder
+    from convclass.errors import ConvclassError
+    write_class_folders(tmp_path / "imgs", per_class=3, size=8)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.raises(ConvclassError, match="needs .* GB .*--data-root"):
+        dec.decode_set(scan_folder(tmp_path / "imgs").train, 8, 3, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.npy"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -13,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from ..errors import ConvclassError
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode
 from .sources import LabeledSet
 
@@ -61,6 +63,47 @@ def _palette_is_grey(im) -> bool:
     return bool(len(pal)) and bool((pal[:, 0] == pal[:, 1]).all() and (pal[:, 1] == pal[:, 2]).all())
 
 
+def _decode_all(paths: list[str], size: int, channels: int, workers: int | None):
+    """Yields (positions, decoded (H, W, C) arrays or None, broken) per chunk, in parallel for many files."""
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if len(paths) < PARALLEL_MIN or workers < 2:
+        out, bad = _decode_chunk((paths, size, channels))
+        yield range(len(paths)), out, bad
+        return
+    # Interleaved chunks cost about the same; at most ~1000 images each, so the decoded chunks in flight stay
+    # small whatever the set's size.
+    n_chunks = max(workers * 8, -(-len(paths) // 1000))
+    with ProcessPoolExecutor(workers) as ex:
+        results = ex.map(_decode_chunk, [(paths[i::n_chunks], size, channels) for i in range(n_chunks)])
+        for i, (out, bad) in enumerate(results):
+            yield range(i, len(paths), n_chunks), out, bad
+
+
+def _check_space(folder: Path, need: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if need > free - 2**28:  # and leave 256 MB to everything else
+        raise ConvclassError(f"the decode cache needs {need / 1e9:.1f} GB in {folder}, but only {free / 1e9:.1f} GB "
+                             "are free; point --data-root at a bigger disk, or lower --img-size or --subset")
+
+
+def _compact(out: np.ndarray, tmp: Path | None, keep: list[int]) -> tuple[np.ndarray, Path | None]:
+    """The kept rows only; in a new cache file when `out` is one (then the old file is removed)."""
+    if tmp is None:
+        return out[keep], None
+    if not keep:  # nothing readable: an empty array, saved later (an empty file cannot be mapped)
+        empty = np.zeros((0, *out.shape[1:]), np.uint8)
+        del out
+        os.remove(tmp)
+        return empty, None
+    tmp2 = tmp.with_name(tmp.name.replace(".tmp.npy", ".kept.tmp.npy"))
+    kept = np.lib.format.open_memmap(tmp2, mode="w+", dtype=np.uint8, shape=(len(keep), *out.shape[1:]))
+    for i in range(0, len(keep), 4096):
+        kept[i:i + 4096] = out[keep[i:i + 4096]]
+    del out
+    os.remove(tmp)
+    return kept, tmp2
+
+
 def _nchw(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
@@ -101,32 +144,52 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
             return Decoded(images, s.labels[keep], [paths[i] for i in keep], [tuple(b) for b in m["broken"]],
                            cache_dir / key)
 
-    workers = workers or min(os.cpu_count() or 1, 8)
-    if len(paths) >= PARALLEL_MIN and workers > 1:
-        n_chunks = workers * 8
-        chunks = [paths[i::n_chunks] for i in range(n_chunks)]  # interleaved so chunks cost about the same
-        with ProcessPoolExecutor(workers) as ex:
-            results = list(ex.map(_decode_chunk, [(c, size, channels) for c in chunks]))
-        decoded: list = [None] * len(paths)
-        broken = []
-        for i, (out, bad) in enumerate(results):
-            decoded[i::n_chunks] = out
-            broken += bad
+    n, shape = len(paths), (channels, size, size)
+    tmp = None
+    if key and n:
+        # Decoded straight into the cache file (not into RAM, then saved): a set larger than memory decodes
+        # with bounded memory, and a warm run maps the same file.
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _check_space(cache_dir, n * channels * size * size)
+        tmp = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.npy"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
     else:
-        decoded, broken = _decode_chunk((paths, size, channels))
-    keep = [i for i, a in enumerate(decoded) if a is not None]
-    images = _nchw(np.stack([decoded[i] for i in keep]) if keep else np.zeros((0, size, size, channels), np.uint8))
+        out = np.empty((n, *shape), np.uint8)
+    ok = np.zeros(n, bool)
+    broken = []
+    try:
+        for positions, images, bad in _decode_all(paths, size, channels, workers):
+            for i, a in zip(positions, images):
+                if a is not None:
+                    out[i] = a.transpose(2, 0, 1)
+                    ok[i] = True
+            broken += bad
+    except BaseException:  # interrupted: no half-written file left behind
+        if tmp is not None:
+            del out
+            tmp.unlink(missing_ok=True)
+        raise
     broken.sort()
+    keep = np.flatnonzero(ok).tolist()
+    if len(keep) < n:  # broken files leave holes: close them up (rare; costs a copy)
+        out, tmp = _compact(out, tmp, keep)
     if key:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        # Unique temporary names, then renames: runs decoding the same data at once never see half a file;
+        npy = cache_dir / f"{key}.npy"
+        if tmp is None:
+            tmp = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.npy"
+            np.save(tmp, out)
+        else:
+            out.flush()
+        del out
+        # A unique temporary name, then a rename: runs decoding the same data at once never see half a file;
         # the .json lands last, so its presence means the .npy beside it is complete.
-        tag = f"{os.getpid()}-{os.urandom(4).hex()}"
-        tmp = cache_dir / f"{key}.{tag}.tmp.npy"
-        np.save(tmp, images)
-        os.replace(tmp, cache_dir / f"{key}.npy")
-        tmp_meta = cache_dir / f"{key}.{tag}.tmp.json"
+        os.replace(tmp, npy)
+        tmp_meta = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.json"
         tmp_meta.write_text(json.dumps({"keep": keep, "broken": broken}))
         os.replace(tmp_meta, cache_dir / f"{key}.json")
+        images = np.load(npy, mmap_mode="c")
+    else:
+        images = out
     return Decoded(images, s.labels[np.asarray(keep, dtype=np.int64)], [paths[i] for i in keep], broken,
                    cache_dir / key if key else None)

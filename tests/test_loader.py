@@ -55,3 +55,9 @@ def test_run_with_per_image_augmentation_learns_and_resumes_exactly(tmp_path, wo
     cut = digits_run(tmp_path, name="cut", callbacks=[lambda row, run: row["epoch"] == 1], **common)
     resumed = train(resume=cut.run_dir, quiet=True)
     assert read_metrics(resumed.run_dir) == rows  # the resumed epoch saw the same augmented images
+
+
+def test_negative_workers_is_a_clear_error(tmp_path):
+    from convclass.errors import ConvclassError
+    with pytest.raises(ConvclassError, match="--workers must be 0 or more"):
+        digits_run(tmp_path, workers=-1)

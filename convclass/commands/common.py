@@ -24,6 +24,9 @@ HELP = {
                    "accumulation): the --batch-size update with less memory",
     "lookahead": "airbench's lookahead: every 5 steps pull the weights toward a slow average that tightens as "
                  "training ends (--no-lookahead turns a recipe's off)",
+    "workers": "DataLoader processes that run per-image augmentations (shift-rotate, color, randaugment, "
+               "trivialaugment) ahead of the training step; default: one per core beyond two, at most 4; 0: "
+               "augment in the training process",
     "patience": "early stopping after this many epochs without validation improvement",
     "device": "auto | cpu | cuda",
     "milestones": "comma-separated epochs for the multistep schedule, e.g. 30,60",

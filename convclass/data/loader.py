@@ -37,7 +37,7 @@ def auto_workers(augment, workers: int | None, cores: int | None = None) -> int:
     if getattr(augment, "per_image_tf", None) is None:
         return 0
     if workers is not None:
-        return max(0, int(workers))
+        return int(workers)
     cores = cores or os.cpu_count() or 1
     return max(0, min(4, cores - 2))
 

@@ -125,6 +125,8 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConvclassError(f"--batch-size must be at least 1, not {cfg.batch_size}")
     if cfg.micro_batch is not None and cfg.micro_batch < 2:
         raise ConvclassError(f"--micro-batch must be at least 2 (BatchNorm needs 2 images), not {cfg.micro_batch}")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise ConvclassError(f"--workers must be 0 or more, not {cfg.workers} (leave it out for the default)")
     if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and cfg.lr >= 0):
         raise ConvclassError(f"--lr must be a finite number >= 0, not {cfg.lr}")
     check_tta(cfg.tta)

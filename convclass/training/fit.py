@@ -199,13 +199,12 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
 
     opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, cfg.batch_size)
     opt = finetune.regroup_optimizer(opt, model, cfg)  # discriminative learning rates (--lr-decay)
-    steps = max(1, math.ceil(len(data.train) / cfg.batch_size))
+    steps = batches_per_epoch(len(data.train), cfg.batch_size)  # the steps train_one_epoch takes
     scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
-    lookahead = (Lookahead(model, cfg.epochs * batches_per_epoch(len(data.train), cfg.batch_size))
-                 if cfg.lookahead else None)
+    lookahead = Lookahead(model, cfg.epochs * steps) if cfg.lookahead else None
     augment = build_augment(cfg.augment, data.train.x.shape[-1], data.channels)  # at the stored size
 
     counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()

@@ -79,6 +79,11 @@ def _decode_all(paths: list[str], size: int, channels: int, workers: int | None)
             yield range(i, len(paths), n_chunks), out, bad
 
 
+def _tmp_path(cache_dir: Path, key: str, ext: str) -> Path:
+    """A name no other process uses: runs decoding the same data at once each write their own, then rename."""
+    return cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.{ext}"
+
+
 def _check_space(folder: Path, need: int) -> None:
     free = shutil.disk_usage(folder).free
     if need > free - 2**28:  # and leave 256 MB to everything else
@@ -146,12 +151,13 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
 
     n, shape = len(paths), (channels, size, size)
     tmp = None
+    if key:
+        cache_dir.mkdir(parents=True, exist_ok=True)
     if key and n:
         # Decoded straight into the cache file (not into RAM, then saved): a set larger than memory decodes
         # with bounded memory, and a warm run maps the same file.
-        cache_dir.mkdir(parents=True, exist_ok=True)
         _check_space(cache_dir, n * channels * size * size)
-        tmp = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.npy"
+        tmp = _tmp_path(cache_dir, key, "npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
     else:
         out = np.empty((n, *shape), np.uint8)
@@ -174,10 +180,9 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
     if len(keep) < n:  # broken files leave holes: close them up (rare; costs a copy)
         out, tmp = _compact(out, tmp, keep)
     if key:
-        cache_dir.mkdir(parents=True, exist_ok=True)
         npy = cache_dir / f"{key}.npy"
         if tmp is None:
-            tmp = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.npy"
+            tmp = _tmp_path(cache_dir, key, "npy")
             np.save(tmp, out)
         else:
             out.flush()
@@ -185,7 +190,7 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
         # A unique temporary name, then a rename: runs decoding the same data at once never see half a file;
         # the .json lands last, so its presence means the .npy beside it is complete.
         os.replace(tmp, npy)
-        tmp_meta = cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.json"
+        tmp_meta = _tmp_path(cache_dir, key, "json")
         tmp_meta.write_text(json.dumps({"keep": keep, "broken": broken}))
         os.replace(tmp_meta, cache_dir / f"{key}.json")
         images = np.load(npy, mmap_mode="c")

@@ -27,10 +27,6 @@ class _AugmentedImages(Dataset):
         return self.tf(self.x[i])
 
 
-def _stack(images: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(images)
-
-
 def auto_workers(augment, workers: int | None, cores: int | None = None) -> int:
     """Worker processes for this run: `workers` when given; else, for a per-image augmentation, one per core
     beyond the two the training step keeps busy (at most 4), so a 2-core machine augments in-process."""
@@ -52,7 +48,7 @@ def batch_stream(x: torch.Tensor, batches: list[torch.Tensor], augment, epoch: i
     tf = getattr(augment, "per_image_tf", None)
     if workers > 0 and tf is not None:
         loader = DataLoader(_AugmentedImages(x, tf), batch_sampler=[b.tolist() for b in batches],
-                            num_workers=workers, collate_fn=_stack, prefetch_factor=2)
+                            num_workers=workers, collate_fn=torch.stack, prefetch_factor=2)
         yield from loader
         return
     per_index = getattr(augment, "per_index", False)  # e.g. alternating flips need the image and the epoch

@@ -157,26 +157,21 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
     size, ch = _resolve_size_and_channels(spec, img_size, channels,
                                           default_size)
     cache_dir = Path(data_root).expanduser() / "decoded"
-    broken: list[tuple[str, str]] = []
-    splits = {}
-    for name, s in (("train", train), ("val", val), ("test", test)):
-        d = decode_set(s, size, ch, cache_dir if s.paths else None)
-        broken += d.broken
-        splits[name] = (d.images, d.labels, d.paths)
-        if name == "train":
-            train_cache = d.cache
+    splits = {name: decode_set(s, size, ch, cache_dir if s.paths else None)
+              for name, s in (("train", train), ("val", val), ("test", test))}
+    broken = [b for d in splits.values() for b in d.broken]
     if broken and verbose:
         shown = ", ".join(f"{p} ({r})" for p, r in broken[:20])
         more = f" and {len(broken) - 20} more" if len(broken) > 20 else ""
         warnings.warn(f"skipped {len(broken)} unreadable file(s): {shown}{more}", stacklevel=2)
-    if len(splits["train"][0]) == 0:
+    if len(splits["train"].images) == 0:
         raise ConvclassError(f"{data}: no readable training images (skipped {len(broken)} broken files)")
-    present = set(np.unique(splits["train"][1]).tolist())
+    present = set(np.unique(splits["train"].labels).tolist())
     absent = [spec.classes[c] for c in range(len(spec.classes)) if c not in present]
     if absent:
         raise ConvclassError(f"class(es) {', '.join(absent[:10])} have no readable training images; "
                              "add some or remove the class")
-    tensors = {k: _to_split(*v) for k, v in splits.items()}
-    mean, std = _cached_stats(tensors["train"].x, train_cache)
+    tensors = {k: _to_split(d.images, d.labels, d.paths) for k, d in splits.items()}
+    mean, std = _cached_stats(tensors["train"].x, splits["train"].cache)
     return PreparedData(name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std,
                         broken=broken, notes=notes, **tensors)

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from convclass.config import TrainConfig, load_config
 from convclass.errors import ConvclassError
 from convclass.tuning.space import _param, apply_params, parse_param_flag
+from convclass.tuning.sweep import open_study
 
 # Tiny trials: digits (8x8), the one-layer CNN, one epoch, a narrow space (a YAML file plus a flag).
 SPACE = "lr: {low: 1e-3, high: 1e-2, log: true}\nbatch_size: [32, 64]\n"
@@ -55,15 +56,19 @@ def test_apply_params_merges_model_knobs():
     assert cfg.lr == 0.01 and cfg.model_args == {"dropout": 0.1, "width": 2.0}
 
 
-def test_two_processes_share_one_study(tmp_path):
-    procs = [subprocess.Popen(_tune_cmd(tmp_path, "shared", "--trials", str(n)), env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (2, 2)]
+@pytest.mark.timeout(480)
+def test_two_seeded_processes_share_one_study(tmp_path):
+    # Seeded: two `--sampler-seed 1` processes on one study once drew identical settings (trials 0 = 1, 2 = 3).
+    procs = [subprocess.Popen(_tune_cmd(tmp_path, "shared", "--trials", "2", "--sampler-seed", "1"), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     trials = _trials(tmp_path, "shared")
     numbers = [t.number for t in trials]
     assert len(trials) == 4 and sorted(numbers) == list(range(4))  # none lost, none duplicated
     assert all(t.state.name == "COMPLETE" for t in trials), [t.state for t in trials]
+    drawn = {t.number: t.params for t in trials}
+    assert len({tuple(sorted(p.items())) for p in drawn.values()}) == 4, drawn  # no trial repeats another
     run_dirs = {t.user_attrs["run_dir"] for t in trials}
     assert len(run_dirs) == 4  # every trial trained in its own run folder
     best = load_config(tmp_path / "runs" / "tune-shared" / "best.yaml")  # loadable by train --config
@@ -72,6 +77,23 @@ def test_two_processes_share_one_study(tmp_path):
     assert set(top.params) == {"lr", "batch_size", "model_args.filters"}
     assert best.model_args == {"filters": top.params["model_args.filters"]}
     assert (tmp_path / "runs" / "tune-shared" / "history.png").exists()
+    # A new study in one process: trial N draws the same settings however the study is split over processes.
+    out = subprocess.run(_tune_cmd(tmp_path, "repeat", "--trials", "4", "--sampler-seed", "1"), env=_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert {t.number: t.params for t in _trials(tmp_path, "repeat")} == drawn
+
+
+def test_seeded_random_sampler_in_two_study_handles(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    with pytest.raises(ConvclassError, match="--sampler-seed must be a whole number from 0"):
+        open_study("r", url, sampler="random", seed=-1)
+    studies = [open_study("r", url, sampler="random", seed=3)[0] for _ in range(2)]  # as two processes would
+    for _ in range(2):
+        for s in studies:
+            s.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    xs = [t.params["x"] for t in studies[0].get_trials()]
+    assert len(set(xs)) == 4, xs
 
 
 def test_killed_trial_is_marked_failed_and_study_continues(tmp_path):

@@ -17,7 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
     p.add_argument("--pruner", default="median", choices=["median", "none"],
                    help="median: stop a trial whose val_acc falls below the median of earlier trials at that epoch")
-    p.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default random)")
+    p.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default random); each "
+                   "trial draws from (seed, trial number), so processes sharing a study draw different trials "
+                   "and a repeat of the study draws the same ones")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats; a "
                    "trial silent for 3x this long is marked FAIL (its process died)")
     p.add_argument("--output", help="folder for best.yaml and the plots (default <runs-dir>/tune-<study>)")

@@ -66,19 +66,24 @@ def open_study(study: str, storage: str, *, heartbeat: int = 10, grace: int | No
     """Create or load (load_if_exists) the study, after failing the trials of processes that died."""
     import optuna
     from sqlalchemy.exc import DBAPIError
+
+    from .seeding import PerTrialSeedSampler
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
                "none": optuna.pruners.NopPruner}
     if sampler not in samplers or pruner not in pruners:
         raise ConvclassError(f"--sampler must be tpe or random and --pruner median or none, "
                              f"not {sampler!r} / {pruner!r}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ConvclassError(f"--sampler-seed must be a whole number from 0 to 4294967295, not {seed}")
+    # Seeded per trial, not per process: processes sharing the study must not all draw the same sequence.
+    chosen = samplers[sampler]() if seed is None else PerTrialSeedSampler(samplers[sampler], seed)
     for attempt in range(6):
         try:
             s = optuna.create_study(study_name=study, storage=_storage(storage, heartbeat, grace),
-                                    direction="maximize", load_if_exists=True, sampler=samplers[sampler](),
+                                    direction="maximize", load_if_exists=True, sampler=chosen,
                                     pruner=pruners[pruner]())
             break
         except DBAPIError as e:

@@ -78,14 +78,28 @@ def load_model(run_or_ckpt: str | Path, device: str = "auto") -> LoadedModel:
         model = create_model(ckpt["arch"], **ckpt["arch_args"])
         model.load_state_dict(ckpt["model_state"])
         pre = ckpt["preprocess"]
-        pre["img_size"], pre["channels"], pre["mean"], pre["std"]
-    except (KeyError, TypeError, RuntimeError) as e:  # a hand-edited or mismatched checkpoint
+        fields = {k: pre[k] for k in ("img_size", "channels", "mean", "std")}
+        # as build_metadata does for exports: metrics are shown, never computed with, so others are dropped
+        metrics = {k: v for k, v in dict(ckpt.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a hand-edited or mismatched checkpoint
         detail = f"missing key {e}" if isinstance(e, KeyError) else _first_line(str(e))
         raise ConvclassError(f"{run_or_ckpt}: the checkpoint does not describe a usable model ({detail})") from None
+    from .export.metadata import check_metadata, check_output_shape  # here: convclass.export imports this module
+    # the checks an exported file's metadata gets: these numbers size every buffer of every request
+    meta = check_metadata({**fields, "arch": ckpt["arch"], "classes": ckpt.get("classes"), "metrics": metrics,
+                           "name": Path(run_or_ckpt).name[:200] or "model"}, run_or_ckpt)
     model.to(dev).eval()
-    return LoadedModel(model=model, arch=ckpt["arch"], classes=list(ckpt["classes"]), img_size=pre["img_size"],
-                       channels=pre["channels"], mean=list(pre["mean"]), std=list(pre["std"]), device=dev,
-                       metrics=dict(ckpt.get("metrics") or {}), checkpoint_path=str(run_or_ckpt))
+    c, s = meta["channels"], meta["img_size"]
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, c, s, s, device=dev))
+    except RuntimeError as e:
+        raise ConvclassError(f"{run_or_ckpt}: the model cannot run on the {c}x{s}x{s} input its checkpoint "
+                             f"describes ({_first_line(str(e))})") from None
+    check_output_shape(tuple(out.shape), 1, len(meta["classes"]), run_or_ckpt)
+    return LoadedModel(model=model, arch=meta["arch"], classes=meta["classes"], img_size=meta["img_size"],
+                       channels=meta["channels"], mean=meta["mean"], std=meta["std"], device=dev,
+                       metrics=meta["metrics"], checkpoint_path=str(run_or_ckpt))
 
 
 def _first_line(msg: str) -> str:

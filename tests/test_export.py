@@ -60,7 +60,7 @@ def test_exported_model_matches_pytorch(exports, trained_run, kind):
     from convclass.export import load_predictor
     x = _test_images(trained_run.run_dir)
     assert len(x) >= 5
-    model = load_predictor(exports[kind].path)
+    model = load_predictor(exports[kind].path, runtime="torchscript" if kind == "torchscript" else "auto")
     assert model.fixed_batch == (1 if kind == "fixed" else None)
     got = model.predict_proba(x).numpy()
     ref = _torch_probs(trained_run.run_dir, x)

@@ -13,10 +13,18 @@ def add_parser(sub) -> None:
     p.add_argument("--output", help="write predictions to a .csv or .json file")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"],
-                   help="onnx: ONNX Runtime on an exported .onnx file (or RUN/export/model.onnx); "
-                        "auto: from the file given")
+    add_runtime_flag(p)
     p.set_defaults(fn=run)
+
+
+def add_runtime_flag(p) -> None:
+    """--runtime for predict and serve. The list is the opt-in: auto never loads TorchScript."""
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx", "torchscript"],
+                   help="auto: from the file given (run folder or .pt checkpoint: weights only; .onnx: ONNX "
+                        "Runtime; a TorchScript file is refused); torch: a run folder or checkpoint; onnx: an "
+                        ".onnx file or RUN/export/model.onnx; torchscript: run a TorchScript file. TorchScript is "
+                        "code: loading the file runs whatever its author wrote (it can write files), so use it only "
+                        "for files you made or trust")
 
 
 def write_predictions(results: list[dict], out: Path) -> None:
@@ -32,15 +40,9 @@ def write_predictions(results: list[dict], out: Path) -> None:
 
 
 def run(args) -> int:
-    from ..export import detect_runtime
-    if args.runtime == "onnx" or detect_runtime(args.run) != "torch":  # an exported file (.onnx, TorchScript)
-        from ..export import load_predictor, predict_images
-        model = load_predictor(args.run, runtime=args.runtime, device=args.device)
-        results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
-    else:
-        from ..inference import predict
-        results, skipped = predict(args.run, args.images, topk=args.topk, device=args.device,
-                                   batch_size=args.batch_size)
+    from ..export import load_predictor, predict_images
+    model = load_predictor(args.run, runtime=args.runtime, device=args.device)
+    results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
     for r in results:
         print(f"{r['path']}: " + "  ".join(f"{c} {p:.3f}" for c, p in r["top"]))
     for path, reason in skipped:

@@ -1,13 +1,15 @@
 """convclass serve"""
+from .predict import add_runtime_flag
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="web page and JSON API for a run or an exported model")
-    p.add_argument("model", metavar="RUN_OR_EXPORT", help="run folder, checkpoint, .onnx or TorchScript file")
+    p.add_argument("model", metavar="RUN_OR_EXPORT",
+                   help="run folder, .pt checkpoint or .onnx file (a TorchScript file only with --runtime torchscript)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=5678)
-    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"])
+    add_runtime_flag(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000,

@@ -14,7 +14,8 @@ import torch
 
 from ..errors import ConvclassError
 
-__all__ = ["EXPORT_FORMAT", "build_metadata", "sidecar_path", "write_sidecar", "check_metadata"]
+__all__ = ["EXPORT_FORMAT", "build_metadata", "sidecar_path", "write_sidecar", "check_metadata", "check_output_shape",
+           "parse_metadata"]
 
 EXPORT_FORMAT = "convclass-export-v1"
 REQUIRED = ("arch", "classes", "img_size", "channels", "mean", "std")
@@ -57,11 +58,94 @@ def write_sidecar(model_path: str | Path, meta: dict) -> Path:
     return p
 
 
+# Limits on what a model file may ask of this machine. A convclass export never comes near them; a crafted one
+# that does (img_size 20000: gigabytes per request) is refused before any image is decoded for it.
+MAX_IMG_SIZE = 1024          # pixels per side; 4.6x the ImageNet 224 any registry model is trained at
+MAX_INPUT_VALUES = 2 ** 26   # fixed batch x channels x img_size^2: 256 MB of float32 input per forward pass
+MAX_CLASSES = 100_000
+MAX_TEXT = 1000              # characters in a class name (a CSV label may be longer than a file name)
+STD_MIN = 1e-3               # channel_stats floors every std here; below it (0, denormals) inputs become inf/NaN
+
+
+def _bad(path, key: str, value, want: str):
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise ConvclassError(f"refusing {path}: its metadata field {key} is {shown}, which must be {want}; "
+                         "re-export the model with `convclass export`")
+
+
+def _is_num(v) -> bool:
+    """A JSON number Python can format as a float (JSON allows integers of any length)."""
+    return isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2 ** 63)
+
+
+def _text(path, meta: dict, key: str, default=None) -> str:
+    v = meta.get(key, default)
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_TEXT:
+        _bad(path, key, v, f"text of 1 to {MAX_TEXT} characters")
+    return v
+
+
+def _whole(path, key: str, v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        _bad(path, key, v, f"a whole number from {lo} to {hi}")
+    return v
+
+
+def _per_channel(path, meta: dict, key: str, channels: int, lo: float, hi: float) -> list[float]:
+    v = meta[key]
+    # NaN fails every comparison and infinity the upper bound, so both are refused here
+    if not (isinstance(v, list) and len(v) == channels and all(_is_num(x) and lo <= x <= hi for x in v)):
+        _bad(path, key, v, f"{channels} finite numbers from {lo:g} to {hi:g} (one per channel)")
+    return [float(x) for x in v]
+
+
+def parse_metadata(raw: str | bytes, path) -> dict:
+    """JSON text from a model file -> dict, or a one-line error (bad UTF-8, bad JSON, nesting past the stack)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ConvclassError(f"refusing {path}: its convclass metadata is not valid JSON ({str(e)[:80]}); "
+                             "re-export the model with `convclass export`") from None
+
+
+def check_output_shape(shape: tuple, n: int, k: int, path) -> None:
+    """A model must give one score per class its metadata names, or every answer would be wrong or an IndexError."""
+    if tuple(shape) != (n, k):
+        raise ConvclassError(f"refusing {path}: it outputs shape {tuple(shape)} for {n} image(s) but names {k} "
+                             "classes; re-export or retrain the model")
+
+
 def check_metadata(meta: dict | None, path: str | Path) -> dict:
-    """The metadata found in an exported file, or a one-line error when it is missing or incomplete."""
+    """The metadata of an exported file, every field used checked for type and range; else a one-line error.
+
+    Returns a clean copy holding only the fields convclass uses. Nothing in a model file is trusted: its
+    numbers size every buffer allocated for a request and feed the arithmetic of every prediction.
+    """
     if not isinstance(meta, dict):
         raise ConvclassError(f"{path} has no convclass metadata; export it with `convclass export`")
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ConvclassError(f"{path}: metadata lacks {', '.join(missing)}; re-export it with `convclass export`")
-    return meta
+    channels = meta["channels"]
+    if channels not in (1, 3) or isinstance(channels, bool) or not isinstance(channels, int):
+        _bad(path, "channels", channels, "1 (grey) or 3 (RGB)")
+    img_size = _whole(path, "img_size", meta["img_size"], 1, MAX_IMG_SIZE)
+    classes = meta["classes"]
+    if not (isinstance(classes, list) and 0 < len(classes) <= MAX_CLASSES
+            and all(isinstance(c, str) and 0 < len(c) <= MAX_TEXT for c in classes)
+            and len(set(classes)) == len(classes)):
+        _bad(path, "classes", classes, f"a list of 1 to {MAX_CLASSES} distinct names of 1 to {MAX_TEXT} characters")
+    batch = meta.get("batch", "dynamic")
+    if batch != "dynamic":
+        _whole(path, "batch", batch, 1, MAX_INPUT_VALUES // (channels * img_size ** 2))
+    metrics = meta.get("metrics") or {}
+    if not (isinstance(metrics, dict) and len(metrics) <= 100
+            and all(isinstance(k, str) and len(k) <= MAX_TEXT and _is_num(v) for k, v in metrics.items())):
+        _bad(path, "metrics", metrics, "a mapping of names to numbers")
+    return {"arch": _text(path, meta, "arch"), "classes": list(classes), "img_size": img_size, "channels": channels,
+            # pixels are scaled to 0..1 before normalizing, so their mean and std lie in 0..1 too
+            "mean": _per_channel(path, meta, "mean", channels, 0.0, 1.0),
+            "std": _per_channel(path, meta, "std", channels, STD_MIN, 1.0),
+            "batch": batch, "metrics": {k: float(v) for k, v in metrics.items()},
+            "name": _text(path, meta, "name", Path(path).stem[:MAX_TEXT])}

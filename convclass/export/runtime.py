@@ -1,5 +1,8 @@
 """Running exported models: one predictor interface for ONNX Runtime, TorchScript and PyTorch checkpoints.
 
+Only data is loaded unless the caller asks for more: checkpoints weights-only, .onnx graphs (no code), and a
+TorchScript file (a program) only with runtime="torchscript".
+
 Every predictor has the attributes of `convclass.inference.LoadedModel` that prediction needs (arch, classes,
 img_size, channels, mean, std, metrics, name) plus `preprocess_files(paths)` and `predict_proba(x_uint8)`, so
 `predict_images` and the server treat them alike.
@@ -13,9 +16,10 @@ import torch
 
 from ..errors import ConvclassError
 from ..inference import decode_files, load_model, predict_with
-from .metadata import check_metadata
+from .metadata import check_metadata, check_output_shape
 
-__all__ = ["ExportedModel", "load_predictor", "predict_images", "detect_runtime", "normalize_np"]
+__all__ = ["ExportedModel", "load_predictor", "predict_images", "detect_runtime", "is_torchscript", "normalize_np",
+           "RUNTIMES"]
 
 
 def normalize_np(x_uint8: np.ndarray, mean, std) -> np.ndarray:
@@ -32,24 +36,38 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 class ExportedModel:
-    """Base of the exported-model predictors; subclasses implement `_logits(x_float32) -> (N, K) array`."""
+    """Base of the exported-model predictors; subclasses implement `_logits(x_float32) -> (N, K) array`.
+
+    A subclass validates the metadata (this __init__) before it loads the model, then calls `check_output`.
+    """
 
     runtime = "?"
 
-    def __init__(self, path: str | Path, meta: dict):
+    def __init__(self, path: str | Path, meta: dict | None):
         meta = check_metadata(meta, path)
         self.path = str(path)
         self.meta = meta
         self.arch = meta["arch"]
-        self.classes = list(meta["classes"])
-        self.img_size = int(meta["img_size"])
-        self.channels = int(meta["channels"])
-        self.mean = list(meta["mean"])
-        self.std = list(meta["std"])
-        self.metrics = dict(meta.get("metrics") or {})
-        self.name = meta.get("name") or Path(path).stem
-        batch = meta.get("batch", "dynamic")
-        self.fixed_batch = int(batch) if str(batch).isdigit() else None
+        self.classes = meta["classes"]
+        self.img_size = meta["img_size"]
+        self.channels = meta["channels"]
+        self.mean = meta["mean"]
+        self.std = meta["std"]
+        self.metrics = meta["metrics"]
+        self.name = meta["name"]
+        self.fixed_batch = meta["batch"] if meta["batch"] != "dynamic" else None
+
+    def check_output(self) -> None:
+        """One forward pass on a blank input: the model must take the input its metadata describes and give one
+        score per class, or every later answer would be wrong (or an IndexError) rather than refused now."""
+        n = self.fixed_batch or 1
+        x = np.zeros((n, self.channels, self.img_size, self.img_size), np.float32)
+        try:
+            shape = np.shape(self._logits(x))
+        except Exception as e:  # runtimes raise their own types; any failure here means a mismatched file
+            raise ConvclassError(f"refusing {self.path}: it cannot run on the {self.channels}x{self.img_size}x"
+                                 f"{self.img_size} input its metadata describes ({_first_line(e)})") from None
+        check_output_shape(shape, n, len(self.classes), self.path)
 
     def preprocess_files(self, paths: list[str]) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
         """uint8 (N, C, H, W) for the readable files, their paths, and (path, reason) for the rest."""
@@ -69,28 +87,56 @@ class ExportedModel:
         return torch.from_numpy(_softmax(self.predict_logits(x_uint8, batch_size).astype(np.float32)))
 
 
+def _first_line(e: Exception) -> str:
+    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:160]
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """A TorchScript archive: a zip holding compiled code (code/, constants.pkl) or convclass's TorchScript
+    metadata. Read from the zip's directory only; nothing in it is unpickled or compiled."""
+    import zipfile
+    p = Path(path)
+    try:
+        if not (p.is_file() and zipfile.is_zipfile(p)):
+            return False
+        with zipfile.ZipFile(p) as z:
+            return any(n.endswith(("/constants.pkl", "extra/convclass.json")) or "/code/" in n for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def detect_runtime(path: str | Path) -> str:
     """'onnx' for .onnx files, 'torchscript' for TorchScript archives, 'torch' for runs and checkpoints."""
     p = Path(path)
     if p.suffix.lower() == ".onnx":
         return "onnx"
-    if p.is_file():
-        import zipfile
-        if zipfile.is_zipfile(p):
-            with zipfile.ZipFile(p) as z:
-                if any(n.endswith("extra/convclass.json") for n in z.namelist()):
-                    return "torchscript"
-    return "torch"
+    return "torchscript" if is_torchscript(p) else "torch"
+
+
+RUNTIMES = ("auto", "torch", "onnx", "torchscript")
 
 
 def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto", threads: int | None = None):
-    """A predictor for a run folder, checkpoint, .onnx or TorchScript file.
+    """A predictor for a run folder, checkpoint or .onnx file, or for a TorchScript file when asked for.
 
-    runtime: auto (from the file), torch (checkpoint or TorchScript), onnx (an .onnx file, or the run's
-    export/model.onnx).
+    runtime: auto (from the file; never TorchScript), torch (run folder or checkpoint, loaded weights-only),
+    onnx (an .onnx file, or the run's export/model.onnx), torchscript (the explicit opt-in: a TorchScript file
+    is a program, and loading it runs it).
     """
+    if runtime not in RUNTIMES:
+        raise ConvclassError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     p = Path(path).expanduser()
     found = detect_runtime(p)
+    if found == "torchscript" and runtime != "torchscript":
+        raise ConvclassError(f"refusing {path}: it is a TorchScript file, which is code that runs when loaded; "
+                             "serve or predict with the run folder or an .onnx export instead, or, only if you "
+                             "trust the file, pass --runtime torchscript")
+    if runtime == "torchscript":
+        if found != "torchscript":
+            raise ConvclassError(f"--runtime torchscript needs a TorchScript file; {path} is not one "
+                                 "(leave out --runtime for run folders, checkpoints and .onnx files)")
+        from .torchscript import TorchScriptModel
+        return TorchScriptModel(p)
     if runtime == "onnx" and found == "torch":
         cand = (p / "export" / "model.onnx") if p.is_dir() else None
         if cand is None or not cand.exists():
@@ -99,14 +145,9 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
         p, found = cand, "onnx"
     if runtime == "torch" and found == "onnx":
         raise ConvclassError(f"{path} is an ONNX file; use --runtime onnx (or pass the run folder)")
-    if runtime not in ("auto", "torch", "onnx"):
-        raise ConvclassError(f"--runtime must be auto, torch or onnx, not {runtime!r}")
     if found == "onnx":
         from .onnx_runtime import OnnxModel
         return OnnxModel(p, threads=threads)
-    if found == "torchscript":
-        from .torchscript import TorchScriptModel
-        return TorchScriptModel(p)
     lm = load_model(p, device)
     lm.name = (p.name if p.is_dir() else p.parent.name)
     lm.runtime = "torch"

@@ -14,7 +14,6 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,6 +24,7 @@ from .body import extract_images, read_body
 from .cam import overlay_png
 from .limits import RequestError, ServeLimits
 from .openapi import openapi_schema
+from .query import query_checker
 from .uploads import decode_upload
 
 __all__ = ["make_app", "model_info"]
@@ -81,13 +81,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return min(default, hi)
-    if not raw.isdigit():
-        raise RequestError(400, f"{name} must be a whole number, not {raw[:20]!r}")
-    return min(max(int(raw), lo), hi)
+class HostCheck:
+    """Pure ASGI middleware: the DNS-rebinding guard, answering a Host header not in `allowed` with JSON 400
+    (Starlette's TrustedHostMiddleware answers plain text and cannot parse an IPv6 literal such as [::1])."""
+
+    def __init__(self, app, allowed: list[str]):
+        self.app = app
+        self.allowed = [h.lower() for h in allowed]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        raw = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+        name = raw[: raw.find("]") + 1] if raw.startswith("[") else raw.rsplit(":", 1)[0]
+        if name.lower() in self.allowed:
+            return await self.app(scope, receive, send)
+        shown = "".join(ch if ch.isprintable() else "?" for ch in raw)[:60]
+        await JSONResponse({"error": f"Host header {shown!r} refused (DNS-rebinding guard); open the server as "
+                                     f"{', '.join(self.allowed)}"}, status_code=400)(scope, receive, send)
 
 
 def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list[str] | None = None) -> Starlette:
@@ -100,7 +111,7 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
     decode_slots = asyncio.Semaphore(max(2, os.cpu_count() or 2))
     pages = {name: (STATIC / name).read_bytes() for name in PAGE_TYPES}
     info = model_info(predictor, limits)
-    schema = openapi_schema(limits, info["name"])
+    schema = openapi_schema(limits, info["name"], len(predictor.classes))
     cam_layer = _cam_layer(predictor)
     counters = {"requests": 0, "client_errors": 0, "server_errors": 0, "started": time.time()}
 
@@ -109,15 +120,25 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
             return Response(pages[name], media_type=PAGE_TYPES[name])
         return endpoint
 
-    async def health(request: Request) -> JSONResponse:
+    def api_route(path: str, endpoint) -> Route:
+        """`path` with the method the schema publishes; the query string is checked against the same schema's
+        parameters, and `endpoint(request, query)` gets the checked values."""
+        ((method, operation),) = schema["paths"][path].items()
+        check = query_checker(operation.get("parameters", []))
+
+        async def checked(request: Request) -> Response:
+            return await endpoint(request, check(request.query_params.multi_items()))
+        return Route(path, checked, methods=[method.upper()])
+
+    async def health(request: Request, query: dict) -> JSONResponse:
         return JSONResponse({"status": "ok", "uptime_s": round(time.time() - counters["started"], 1),
                              "requests": counters["requests"], "client_errors": counters["client_errors"],
                              "server_errors": counters["server_errors"], **batcher.stats})
 
-    async def api_model(request: Request) -> JSONResponse:
+    async def api_model(request: Request, query: dict) -> JSONResponse:
         return JSONResponse(info)
 
-    async def api_openapi(request: Request) -> JSONResponse:
+    async def api_openapi(request: Request, query: dict) -> JSONResponse:
         return JSONResponse(schema)
 
     def explain(x_uint8: torch.Tensor, target: int, thumb) -> str:
@@ -129,11 +150,10 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
         cams, _, _ = grad_cam(model, normalize(x_uint8.to(dev), m, s), layer=cam_layer, target=target)
         return overlay_png(thumb, cams[0].numpy())
 
-    async def api_predict(request: Request) -> JSONResponse:
+    async def api_predict(request: Request, query: dict) -> JSONResponse:
         t0 = time.perf_counter()
         counters["requests"] += 1
-        k = _query_int(request, "topk", 5, 1, len(predictor.classes))
-        want_cam = request.query_params.get("gradcam", "").lower() in ("1", "true", "yes", "on")
+        k, want_cam = query["topk"], query["gradcam"]
         if want_cam and cam_layer is None:
             raise RequestError(400, "Grad-CAM needs a PyTorch model with convolutions; serve the run folder, "
                                     "not an exported file")
@@ -186,11 +206,11 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
             await batcher.stop()
 
     routes = [Route("/", page("index.html")), Route("/app.js", page("app.js")), Route("/app.css", page("app.css")),
-              Route("/health", health), Route("/api/model", api_model), Route("/openapi.json", api_openapi),
-              Route("/api/predict", api_predict, methods=["POST"])]
+              api_route("/health", health), api_route("/api/model", api_model),
+              api_route("/openapi.json", api_openapi), api_route("/api/predict", api_predict)]
     middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts:
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+        middleware.append(Middleware(HostCheck, allowed=allowed_hosts))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={RequestError: on_request_error, HTTPException: on_http_error,
                                         Exception: on_crash})

@@ -1,4 +1,4 @@
-"""The server's safety limits in one place, with their units; every one has a flag on `convclass serve`."""
+"""The server's safety limits in one place, with their units; the ones users tune have a flag on `convclass serve`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +17,12 @@ class ServeLimits:
     body_timeout_s: float = 30.0             # whole body must arrive within this; 408 after (slow clients)
     drain_s: float = 2.0                     # after 413, read and discard the rest this long so the client
                                              # sees the answer instead of a reset connection
-    max_connections: int = 64                # concurrent connections; 503 above (bounds memory: x body cap)
+    max_connections: int = 64                # open sockets in all (bounds memory: x body cap); over it the
+                                             # longest-idle socket is closed, or 503 when none is idle
+    max_connections_per_client: int = 32     # the same, per client address (a proxy in front is one client):
+                                             # one client cannot take them all
+    header_timeout_s: float = 5.0            # a request's headers must arrive within this from connect or the
+                                             # previous answer; idle and byte-a-second sockets are closed after
 
 
 class RequestError(Exception):

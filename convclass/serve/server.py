@@ -14,9 +14,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def _allowed_hosts(host: str) -> list[str] | None:
     """Bound to this machine: accept only local Host headers, so a web page cannot reach the server through
-    DNS rebinding. Bound to the network: any Host (the operator chose to expose it). Starlette's host check
-    cannot parse IPv6 literals, so ::1 goes unguarded."""
-    return ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else None
+    DNS rebinding. Bound to the network: any Host (the operator chose to expose it)."""
+    return ["127.0.0.1", "localhost", "[::1]"] if host in LOCAL_HOSTS else None
 
 
 def _check_port(host: str, port: int) -> None:
@@ -45,6 +44,7 @@ def serve_model(model: str | Path, host: str = "127.0.0.1", port: int = 5678, ru
 
     from ..export import load_predictor
     from .app import make_app
+    from .guard import guarded_protocol
 
     limits = limits or ServeLimits()
     _check_port(host, port)
@@ -54,8 +54,11 @@ def serve_model(model: str | Path, host: str = "127.0.0.1", port: int = 5678, ru
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     predictor = load_predictor(model, runtime=runtime, device=device, threads=threads)
     app = make_app(predictor, limits, allowed_hosts=_allowed_hosts(host))
+    # Connection limits live in the protocol (guard.py), not in uvicorn's limit_concurrency, which counts
+    # idle sockets too and so let 64 silent clients lock everyone out. No WebSocket routes: an upgraded socket
+    # would leave the guarded protocol, and its limits, behind.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=access_log,
-                            server_header=False, limit_concurrency=limits.max_connections, timeout_keep_alive=5,
+                            server_header=False, http=guarded_protocol(limits), ws="none", timeout_keep_alive=5,
                             lifespan="on")
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

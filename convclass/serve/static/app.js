@@ -80,7 +80,7 @@ async function classify(file) {
   const body = new FormData();
   body.append("image", file, file.name);
   try {
-    const r = await fetch(`/api/predict?topk=5&gradcam=${wantCam ? 1 : 0}`, { method: "POST", body });
+    const r = await fetch(`/api/predict?gradcam=${wantCam ? 1 : 0}`, { method: "POST", body });
     const data = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     if (!r.ok) {
       $("status").textContent = "";

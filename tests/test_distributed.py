@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,15 +31,63 @@ def _losses(run: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_two_ranks(base: Path, *args) -> Path:
+    """`train --nproc 2` on an explicit loopback rendezvous port. The port is free when chosen but released for
+    torchrun to bind, so another program may take it first: then, and only then, the launch is retried once
+    with a fresh port (a taken port fails at once with "already in use", it does not hang)."""
+    for attempt in range(2):
+        runs_dir = base / f"attempt{attempt}"
+        out = _cli("train", *args, "--nproc", "2", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",
+                   "--runs-dir", runs_dir, "--name", "two")
+        if out.returncode == 0 or "already in use" not in out.stderr + out.stdout:
+            break
+    assert out.returncode == 0, f"exit {out.returncode} (try {attempt + 1})\n{out.stderr[-8000:]}{out.stdout[-2000:]}"
+    return runs_dir / "two"
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
     cache = base / "cache"
-    two = _cli("train", *BASE, "--nproc", "2", "--runs-dir", base, "--name", "two", "--data-root", cache)
-    assert two.returncode == 0, two.stderr + two.stdout
+    two = _train_two_ranks(base, *BASE, "--data-root", cache)
     one = _cli("train", *BASE, "--runs-dir", base, "--name", "one", "--data-root", cache)
     assert one.returncode == 0, one.stderr + one.stdout
-    return base / "two", base / "one"
+    return two, base / "one"
+
+
+@pytest.mark.timeout(60)
+def test_taken_rendezvous_port_is_a_clear_error(tmp_path):
+    with socket.socket() as holder:  # another program listening on the port given
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = _cli("train", *BASE, "--nproc", "2", "--rdzv-endpoint", f"127.0.0.1:{port}", "--runs-dir", tmp_path,
+                   "--name", "taken", timeout=50)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.strip() == f"error: --rdzv-endpoint 127.0.0.1:{port}: port {port} is already in use; " \
+                                 "pick a free port, or leave --rdzv-endpoint out on one machine"
+    assert not (tmp_path / "taken").exists()
+
+
+@pytest.mark.timeout(60)
+def test_port_taken_after_the_check_fails_fast(monkeypatch, capfd):
+    """A port taken between the check and torchrun's bind: torchrun must not mistake the foreign listener for a
+    peer's rendezvous store and wait on it (it did, for minutes), so the caller can retry."""
+    from convclass.training import distributed
+    monkeypatch.setattr(distributed, "_check_port_free", lambda endpoint: None)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        t0 = time.monotonic()
+        rc = distributed.launch_torchrun(["--version"], 2, rdzv_endpoint=f"127.0.0.1:{holder.getsockname()[1]}")
+    assert rc != 0 and time.monotonic() - t0 < 45
+    assert "already in use" in capfd.readouterr().err
 
 
 def test_ranks_end_with_identical_weights(runs):
@@ -87,6 +136,8 @@ def _workers(launcher: psutil.Process) -> dict[int, psutil.Process]:
 
 
 def test_killed_worker_restarts_from_last_checkpoint(tmp_path):
+    # The default one-machine launch (torchrun --standalone): its store binds port 0 and keeps the socket, so
+    # no other program can take the port between choosing and binding it.
     epochs = 6
     args = ["train", "--data", "digits", "--model", "cnn3", "--img-size", "32", "--epochs", str(epochs),
             "--threads", "1", "--no-report", "--nproc", "2", "--max-restarts", "2", "--runs-dir", tmp_path,
@@ -115,8 +166,8 @@ def test_killed_worker_restarts_from_last_checkpoint(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)  # launcher and any worker left behind by a failure
         except ProcessLookupError:
             pass
-    assert killed is not None, "never found a worker to kill mid-training"
-    assert proc.returncode == 0, out[-3000:]
+    assert killed is not None, "never found a worker to kill mid-training\n" + out[-6000:]
+    assert proc.returncode == 0, out[-6000:]
     rows = _losses(run)
     assert [int(r["epoch"]) for r in rows] == list(range(1, epochs + 1))  # every epoch once, none lost
     restarts = [json.loads(line) for line in (run / "restarts.jsonl").read_text().splitlines()]

@@ -98,12 +98,37 @@ def launch_torchrun(argv: list[str], nproc: int, max_restarts: int = 0, nnodes: 
            f"--max-restarts={max_restarts}"]
     if rdzv_endpoint:
         cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        if nnodes == "1":
+            # The only node must host the store. Left to guess, torchrun took a port held by another program
+            # for a peer's store and waited on it for minutes; told to host, it fails at once (EADDRINUSE).
+            _check_port_free(rdzv_endpoint)
+            cmd += ["--rdzv-conf=is_host=1"]
     elif nnodes == "1":
-        cmd += ["--standalone"]
+        cmd += ["--standalone"]  # its store binds port 0 and keeps the socket: no free-port race
     if node_rank is not None:
         cmd += [f"--node-rank={node_rank}"]
     cmd += ["-m", "convclass"] + argv
     return subprocess.call(cmd)
+
+
+def _check_port_free(endpoint: str) -> None:
+    import errno
+    import socket
+
+    from ..errors import ConvclassError
+    port = endpoint.rpartition(":")[2]
+    if not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ConvclassError(f"--rdzv-endpoint {endpoint!r}: expected HOST:PORT with a port from 0 to 65535, "
+                             "e.g. 127.0.0.1:29400")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the store binds: TIME_WAIT is no clash
+        try:
+            s.bind(("", int(port)))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConvclassError(f"--rdzv-endpoint {endpoint}: port {port} is already in use; pick a free "
+                                     "port, or leave --rdzv-endpoint out on one machine") from None
+            raise
 
 
 def share_run_dir(run_dir, ctx: DistContext):

@@ -125,10 +125,9 @@ def _check_port_free(endpoint: str) -> None:
         try:
             s.bind(("", int(port)))
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ConvclassError(f"--rdzv-endpoint {endpoint}: port {port} is already in use; pick a free "
-                                     "port, or leave --rdzv-endpoint out on one machine") from None
-            raise
+            why = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be listened on ({e.strerror})"
+            raise ConvclassError(f"--rdzv-endpoint {endpoint}: port {port} {why}; pick a free port, or leave "
+                                 "--rdzv-endpoint out on one machine") from None
 
 
 def share_run_dir(run_dir, ctx: DistContext):

@@ -87,7 +87,8 @@ def load_model(run_or_ckpt: str | Path, device: str = "auto") -> LoadedModel:
     from .export.metadata import check_metadata, check_output_shape  # here: convclass.export imports this module
     # the checks an exported file's metadata gets: these numbers size every buffer of every request
     meta = check_metadata({**fields, "arch": ckpt["arch"], "classes": ckpt.get("classes"), "metrics": metrics,
-                           "name": Path(run_or_ckpt).name[:200] or "model"}, run_or_ckpt)
+                           "name": Path(run_or_ckpt).name[:200] or "model"}, run_or_ckpt,
+                          hint="use a checkpoint written by convclass (runs/NAME/best.pt)")
     model.to(dev).eval()
     c, s = meta["channels"], meta["img_size"]
     try:

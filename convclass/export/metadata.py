@@ -65,13 +65,16 @@ MAX_INPUT_VALUES = 2 ** 26   # fixed batch x channels x img_size^2: 256 MB of fl
 MAX_CLASSES = 100_000
 MAX_TEXT = 1000              # characters in a class name (a CSV label may be longer than a file name)
 STD_MIN = 1e-3               # channel_stats floors every std here; below it (0, denormals) inputs become inf/NaN
+REEXPORT = "re-export the model with `convclass export`"
 
 
-def _bad(path, key: str, value, want: str):
-    shown = repr(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    raise ConvclassError(f"refusing {path}: its metadata field {key} is {shown}, which must be {want}; "
-                         "re-export the model with `convclass export`")
+class _Invalid(Exception):
+    """A field that fails its check: args (key, value, what it must be)."""
+
+
+def _need(ok: bool, key: str, value, want: str) -> None:
+    if not ok:
+        raise _Invalid(key, value, want)
 
 
 def _is_num(v) -> bool:
@@ -79,24 +82,20 @@ def _is_num(v) -> bool:
     return isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2 ** 63)
 
 
-def _text(path, meta: dict, key: str, default=None) -> str:
-    v = meta.get(key, default)
-    if not isinstance(v, str) or not 0 < len(v) <= MAX_TEXT:
-        _bad(path, key, v, f"text of 1 to {MAX_TEXT} characters")
+def _text(key: str, v) -> str:
+    _need(isinstance(v, str) and 0 < len(v) <= MAX_TEXT, key, v, f"text of 1 to {MAX_TEXT} characters")
     return v
 
 
-def _whole(path, key: str, v, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        _bad(path, key, v, f"a whole number from {lo} to {hi}")
+def _whole(key: str, v, lo: int, hi: int) -> int:
+    _need(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi, key, v, f"a whole number from {lo} to {hi}")
     return v
 
 
-def _per_channel(path, meta: dict, key: str, channels: int, lo: float, hi: float) -> list[float]:
-    v = meta[key]
+def _per_channel(key: str, v, channels: int, lo: float, hi: float) -> list[float]:
     # NaN fails every comparison and infinity the upper bound, so both are refused here
-    if not (isinstance(v, list) and len(v) == channels and all(_is_num(x) and lo <= x <= hi for x in v)):
-        _bad(path, key, v, f"{channels} finite numbers from {lo:g} to {hi:g} (one per channel)")
+    _need(isinstance(v, list) and len(v) == channels and all(_is_num(x) and lo <= x <= hi for x in v),
+          key, v, f"{channels} finite numbers from {lo:g} to {hi:g} (one per channel)")
     return [float(x) for x in v]
 
 
@@ -106,7 +105,7 @@ def parse_metadata(raw: str | bytes, path) -> dict:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise ConvclassError(f"refusing {path}: its convclass metadata is not valid JSON ({str(e)[:80]}); "
-                             "re-export the model with `convclass export`") from None
+                             f"{REEXPORT}") from None
 
 
 def check_output_shape(shape: tuple, n: int, k: int, path) -> None:
@@ -116,36 +115,46 @@ def check_output_shape(shape: tuple, n: int, k: int, path) -> None:
                              "classes; re-export or retrain the model")
 
 
-def check_metadata(meta: dict | None, path: str | Path) -> dict:
-    """The metadata of an exported file, every field used checked for type and range; else a one-line error.
+def check_metadata(meta: dict | None, path: str | Path, hint: str = REEXPORT) -> dict:
+    """The metadata of an exported file, every field used checked for type and range; else a one-line error
+    ending in `hint` (what to do).
 
     Returns a clean copy holding only the fields convclass uses. Nothing in a model file is trusted: its
     numbers size every buffer allocated for a request and feed the arithmetic of every prediction.
     """
     if not isinstance(meta, dict):
-        raise ConvclassError(f"{path} has no convclass metadata; export it with `convclass export`")
+        raise ConvclassError(f"{path} has no convclass metadata; {hint}")
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
-        raise ConvclassError(f"{path}: metadata lacks {', '.join(missing)}; re-export it with `convclass export`")
+        raise ConvclassError(f"{path}: metadata lacks {', '.join(missing)}; {hint}")
+    try:
+        return _checked(meta, Path(path).stem[:MAX_TEXT])
+    except _Invalid as e:
+        key, value, want = e.args
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ConvclassError(f"refusing {path}: its metadata field {key} is {shown}, which must be {want}; "
+                             f"{hint}") from None
+
+
+def _checked(meta: dict, default_name: str) -> dict:
     channels = meta["channels"]
-    if channels not in (1, 3) or isinstance(channels, bool) or not isinstance(channels, int):
-        _bad(path, "channels", channels, "1 (grey) or 3 (RGB)")
-    img_size = _whole(path, "img_size", meta["img_size"], 1, MAX_IMG_SIZE)
+    _need(channels in (1, 3) and isinstance(channels, int) and not isinstance(channels, bool),
+          "channels", channels, "1 (grey) or 3 (RGB)")
+    img_size = _whole("img_size", meta["img_size"], 1, MAX_IMG_SIZE)
     classes = meta["classes"]
-    if not (isinstance(classes, list) and 0 < len(classes) <= MAX_CLASSES
-            and all(isinstance(c, str) and 0 < len(c) <= MAX_TEXT for c in classes)
-            and len(set(classes)) == len(classes)):
-        _bad(path, "classes", classes, f"a list of 1 to {MAX_CLASSES} distinct names of 1 to {MAX_TEXT} characters")
+    _need(isinstance(classes, list) and 0 < len(classes) <= MAX_CLASSES
+          and all(isinstance(c, str) and 0 < len(c) <= MAX_TEXT for c in classes) and len(set(classes)) == len(classes),
+          "classes", classes, f"a list of 1 to {MAX_CLASSES} distinct names of 1 to {MAX_TEXT} characters")
     batch = meta.get("batch", "dynamic")
     if batch != "dynamic":
-        _whole(path, "batch", batch, 1, MAX_INPUT_VALUES // (channels * img_size ** 2))
+        _whole("batch", batch, 1, MAX_INPUT_VALUES // (channels * img_size ** 2))
     metrics = meta.get("metrics") or {}
-    if not (isinstance(metrics, dict) and len(metrics) <= 100
-            and all(isinstance(k, str) and len(k) <= MAX_TEXT and _is_num(v) for k, v in metrics.items())):
-        _bad(path, "metrics", metrics, "a mapping of names to numbers")
-    return {"arch": _text(path, meta, "arch"), "classes": list(classes), "img_size": img_size, "channels": channels,
+    _need(isinstance(metrics, dict) and len(metrics) <= 100
+          and all(isinstance(k, str) and len(k) <= MAX_TEXT and _is_num(v) for k, v in metrics.items()),
+          "metrics", metrics, "a mapping of names to numbers")
+    return {"arch": _text("arch", meta["arch"]), "classes": list(classes), "img_size": img_size, "channels": channels,
             # pixels are scaled to 0..1 before normalizing, so their mean and std lie in 0..1 too
-            "mean": _per_channel(path, meta, "mean", channels, 0.0, 1.0),
-            "std": _per_channel(path, meta, "std", channels, STD_MIN, 1.0),
+            "mean": _per_channel("mean", meta["mean"], channels, 0.0, 1.0),
+            "std": _per_channel("std", meta["std"], channels, STD_MIN, 1.0),
             "batch": batch, "metrics": {k: float(v) for k, v in metrics.items()},
-            "name": _text(path, meta, "name", Path(path).stem[:MAX_TEXT])}
+            "name": _text("name", meta.get("name", default_name))}

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import subprocess
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,8 +13,24 @@ from typing import Any
 import yaml
 
 from .errors import ConvclassError
+from .safeio import Refused, read_regular
 
-__all__ = ["TrainConfig", "load_config", "save_config"]
+__all__ = ["TrainConfig", "load_config", "read_yaml", "save_config"]
+
+MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
+MAX_ITEMS = 1000        # entries in one list or mapping of a config
+MAX_TEXT = 4096         # characters in one text value
+# Numbers a config file may hold, (lowest, highest) both allowed, None: open. Far wider than any real run, yet a
+# typo or a hostile file cannot ask for 10^12 epochs or a 20,000-pixel image. Lists: the range of each item.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "img_size": (4, 4096), "channels": (1, 3), "val_split": (0, 1), "test_split": (0, 1), "subset": (1, 2**40),
+    "workers": (0, 256), "epochs": (1, 100_000), "batch_size": (1, 2**20), "micro_batch": (2, 2**20),
+    "lr": (0, None), "momentum": (0, 1), "weight_decay": (0, None), "step_size": (1, 100_000),
+    "milestones": (0, 100_000), "fine_tune": (0, 100_000), "gamma": (0, None), "warmup_epochs": (0, 100_000),
+    "label_smoothing": (0, 1), "grad_clip": (0, None), "mixup": (0, None), "cutmix": (0, None),
+    "lr_decay": (0, None), "patience": (1, 100_000), "seed": (0, 2**32 - 1), "threads": (1, 1024),
+    "world_size": (1, 65_536),
+}
 
 
 @dataclass
@@ -85,17 +104,125 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases: a kilobyte of nested aliases expands to gigabytes (a
+    "billion laughs"), and no option needs them. Tags such as !!python/object are refused by SafeLoader."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.MarkedYAMLError(problem="anchors and aliases (&name, *name) are not allowed",
+                                       problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file from outside: a regular file of at most 1 MB holding plain values (no anchors, aliases or
+    tags); any problem is one ConvclassError line naming the file."""
+    try:
+        text = read_regular(path, MAX_YAML_BYTES).decode("utf-8")
+        return yaml.load(text, Loader=_PlainLoader)
+    except Refused as e:
+        raise ConvclassError(f"{what} {path}: {e}") from None
+    except UnicodeDecodeError:
+        raise ConvclassError(f"{what} {path} is not UTF-8 text") from None
+    except RecursionError:
+        raise ConvclassError(f"{what} {path} is nested too deeply") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise ConvclassError(f"{what} {path}{where}: {problem}; a config holds plain `option: value` lines") \
+            from None
+
+
 def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if path.is_dir():
         path = path / "config.yaml"
     if not path.exists():
         raise ConvclassError(f"config file {path} not found; pass a YAML file or a run folder")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path)
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConvclassError(f"{path} is not a mapping of option: value")
+        raise ConvclassError(f"config file {path} is not a mapping of option: value")
     data.pop("git_commit", None)
-    return TrainConfig().update(**data)
+    return TrainConfig().update(**checked_values(data, f"config file {path}"))
+
+
+def checked_values(data: dict, where: str) -> dict[str, Any]:
+    """Options from a file, each checked against TrainConfig's field type and RANGES; the first wrong one is a
+    ConvclassError naming the option, what it must be and what it is."""
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = sorted(str(k) for k in data if k not in hints)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(hints), n=1)
+        raise ConvclassError(f"{where}: unknown option(s) {', '.join(unknown)[:200]}"
+                             + (f" (did you mean {close[0]}?)" if close else "")
+                             + "; see `convclass train --help` for the options")
+    return {k: _checked(k, v, hints[k], where) for k, v in data.items()}
+
+
+def _checked(key: str, value: Any, tp: Any, where: str) -> Any:
+    args = typing.get_args(tp)
+    if type(None) in args:
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    lo, hi = RANGES.get(key, (None, None))
+    if tp in (bool, str):
+        ok = isinstance(value, bool) if tp is bool else (isinstance(value, str) and len(value) <= MAX_TEXT
+                                                          and "\0" not in value)
+        expected = "true or false" if tp is bool else f"text of at most {MAX_TEXT} characters"
+    elif tp in (int, float):
+        if key == "lr" and isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        value, ok = _number(value, tp, lo, hi)
+        expected = _describe(tp, lo, hi)
+    elif typing.get_origin(tp) is list:
+        item = typing.get_args(tp)[0]
+        ok = isinstance(value, list) and len(value) <= MAX_ITEMS
+        if ok:
+            value = [_checked(key, v, item, where) for v in value]
+        expected = f"a list of at most {MAX_ITEMS} items, each {_describe(item, lo, hi)}"
+    else:  # model_args: knob -> plain value
+        ok = isinstance(value, dict) and len(value) <= MAX_ITEMS and all(
+            isinstance(k, str) and len(k) <= 100 and _plain(v) for k, v in value.items())
+        expected = "a mapping of knob: number, text or true/false"
+    if not ok:
+        shown = repr(value)
+        raise ConvclassError(f"{where}: {key} must be {expected}, not "
+                             f"{shown if len(shown) <= 40 else shown[:37] + '...'} ({type(value).__name__})")
+    return value
+
+
+def _number(value: Any, tp: type, lo, hi) -> tuple[Any, bool]:
+    """(value as tp, whether it is one within [lo, hi]). A float may be written as text, as YAML 1.1 reads 1e-3."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value, False
+    if tp is int:
+        ok = isinstance(value, int)
+    else:
+        try:
+            value, ok = float(value), True
+        except (ValueError, OverflowError):  # OverflowError: an integer of 400 digits
+            return value, False
+        ok = math.isfinite(value)
+    return value, ok and (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _describe(tp: type, lo, hi) -> str:
+    kind = "a whole number" if tp is int else "a finite number" if tp is float else tp.__name__
+    if lo is None or tp not in (int, float):
+        return kind
+    return f"{kind} from {lo} to {hi}" if hi is not None else f"{kind} >= {lo}"
+
+
+def _plain(v: Any) -> bool:
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return v is None or isinstance(v, (bool, int)) or (isinstance(v, str) and len(v) <= MAX_TEXT)
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

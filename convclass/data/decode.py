@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConvclassError
+from ..safeio import open_regular
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode
 from .sources import LabeledSet
 
@@ -50,7 +51,7 @@ def peek_files(paths: list[str], limit: int = 1000) -> tuple[set[tuple[int, int]
     step = max(1, len(paths) // limit)
     for p in paths[::step]:
         try:
-            with Image.open(p) as im:
+            with open_regular(p) as f, Image.open(f) as im:  # FIFOs and devices are never read
                 sizes.add(im.size)
                 grey &= is_grey_mode(im.mode) or (im.mode == "P" and _palette_is_grey(im))
         except Exception:  # broken files are reported by the real decode

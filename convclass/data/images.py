@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .. import safeio
 
 __all__ = ["BrokenImage", "open_image", "to_array", "decode_file", "is_grey_mode", "convert_channels"]
 
@@ -23,26 +26,30 @@ def is_grey_mode(mode: str) -> bool:
 def open_image(src: str | Path | bytes) -> Image.Image:
     """Open and fully decode an image, with EXIF orientation applied; BrokenImage if it cannot be read."""
     try:
-        if isinstance(src, bytes):
-            if not src:
-                raise BrokenImage("empty file")
-            img = Image.open(io.BytesIO(src))
-        else:
-            if Path(src).stat().st_size == 0:
-                raise BrokenImage("empty file")
-            img = Image.open(src)
+        data = src if isinstance(src, bytes) else safeio.read_regular(src)  # never a FIFO or /dev/zero
+        if not data:
+            raise BrokenImage("empty file")
+        img = Image.open(io.BytesIO(data))
         img.load()  # force the decode here so truncation is caught now, not during training
         img = ImageOps.exif_transpose(img)
     except BrokenImage:
         raise
+    except safeio.Refused as e:
+        raise BrokenImage(str(e)) from None
     except UnidentifiedImageError:
         raise BrokenImage("not an image") from None
-    except Image.DecompressionBombError:
-        raise BrokenImage("too many pixels (decompression bomb?)") from None
+    except Image.DecompressionBombError as e:
+        raise BrokenImage(f"too many pixels ({_bomb_size(str(e))}; decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = "truncated" if "truncated" in str(e).lower() else f"unreadable ({str(e).splitlines()[0][:60]})"
         raise BrokenImage(reason) from None
     return img
+
+
+def _bomb_size(message: str) -> str:
+    """PIL's "Image size (W pixels) exceeds limit of L pixels, ..." as "W pixels, limit L"."""
+    m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", message)
+    return f"{int(m[1]):,} pixels, limit {int(m[2]):,}" if m else "over PIL's limit"
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:

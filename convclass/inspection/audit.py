@@ -88,6 +88,7 @@ def format_inspection(r: dict, max_classes: int = 30, examples: int = 10) -> str
     classes = r["classes"]
     lines = [f"{r['name']}: {len(classes)} classes; images: "
              + " / ".join(f"{s} {n}" for s, n in r["n"].items())]
+    lines += [f"note: {n}" for n in r["notes"]]  # skipped folders and symlinks: what the counts leave out
     tr = r["counts"]["train"]
     lo = min(range(len(tr)), key=tr.__getitem__)
     hi = max(range(len(tr)), key=tr.__getitem__)

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import BrokenImage, open_image
+from ..safeio import Refused, read_regular
 from ..data.sources import LabeledSet
 from .hashing import content_hash, phash
 
@@ -51,14 +52,11 @@ def _thumb(img: Image.Image) -> np.ndarray:
 def _scan_file(path: str):
     """(sha, phash, size, mode, reason-if-broken) of one file."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)  # regular files only, bounded: a FIFO or /dev/zero is a broken file
         img = open_image(data)
         return content_hash(data), phash(img), img.size, img.mode, _small(img), None
-    except BrokenImage as e:
+    except (BrokenImage, Refused) as e:
         return "", 0, (0, 0), "", _BLANK, str(e)
-    except OSError as e:
-        return "", 0, (0, 0), "", _BLANK, f"unreadable ({e.strerror or e})"
 
 
 def _scan_chunk(paths: list[str]):

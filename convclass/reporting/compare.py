@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
+from ..config import read_yaml
 from ..errors import ConvclassError
 from .figures import plot_compare_curves
 from .run_report import read_history
@@ -26,7 +25,7 @@ def _params(run: Path) -> int | None:
 def _summary(run: Path) -> dict:
     if not run.is_dir() or not ((run / "metrics.csv").exists() or (run / "test_metrics.json").exists()):
         raise ConvclassError(f"{run} is not a run folder (no metrics.csv or test_metrics.json); pass runs/NAME")
-    cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    cfg = read_yaml(run / "config.yaml", "run config") if (run / "config.yaml").exists() else {}
     test = json.loads((run / "test_metrics.json").read_text()) if (run / "test_metrics.json").exists() else {}
     calib = json.loads((run / "calibration.json").read_text()) if (run / "calibration.json").exists() else {}
     hist = read_history(run)

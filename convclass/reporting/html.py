@@ -6,8 +6,7 @@ import html
 import json
 from pathlib import Path
 
-import yaml
-
+from ..config import read_yaml
 from .run_report import FIGURES
 
 __all__ = ["write_html", "img_tag"]
@@ -39,7 +38,7 @@ def _load(folder: Path, name: str):
     for d in (folder, folder.parent):
         p = d / name
         if p.exists():
-            return json.loads(p.read_text()) if name.endswith(".json") else yaml.safe_load(p.read_text())
+            return json.loads(p.read_text()) if name.endswith(".json") else read_yaml(p, "run config")
     return None
 
 

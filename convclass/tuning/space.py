@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from ..config import TrainConfig
+from ..config import TrainConfig, read_yaml
 from ..errors import ConvclassError
 
 __all__ = ["Param", "parse_space_file", "parse_param_flag", "default_space", "suggest", "apply_params"]
@@ -85,7 +84,7 @@ def parse_space_file(path: str | Path) -> list[Param]:
     path = Path(path)
     if not path.is_file():
         raise ConvclassError(f"--space {path}: no such file; pass a YAML mapping of option: range or choices")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, "--space file") or {}  # no aliases, tags, FIFOs or huge files
     if not isinstance(data, dict):
         raise ConvclassError(f"--space {path}: expected a mapping of option: range or list of choices")
     return [_param(k, v) for k, v in data.items()]

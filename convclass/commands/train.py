@@ -40,7 +40,8 @@ def _launch(args) -> int:
 
     from ..config import git_commit, save_config
     from ..training.distributed import launch_torchrun
-    from ..training.runs import new_run_dir
+    from ..training.runs import discard_unsaved, new_run_dir
+    run_dir = None
     if args.resume or args.nnodes != "1":
         argv = ["train"] + _without_launch_flags(sys.argv[sys.argv.index("train") + 1:])
     else:
@@ -48,7 +49,13 @@ def _launch(args) -> int:
         run_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{cfg.data.rstrip('/').split('/')[-1]}-{cfg.model}")
         save_config(cfg.update(git_commit=git_commit(), world_size=args.nproc), run_dir / "config.yaml")
         argv = ["train", "--resume", str(run_dir)] + (["--quiet"] if cfg.quiet else [])
-    return launch_torchrun(argv, args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint, args.node_rank)
+    rc = 1
+    try:
+        rc = launch_torchrun(argv, args.nproc, args.max_restarts, args.nnodes, args.rdzv_endpoint, args.node_rank)
+        return rc
+    finally:
+        if rc != 0 and run_dir is not None:  # the workers failed before their first checkpoint: nothing to keep
+            discard_unsaved(run_dir)
 
 
 def run(args) -> int:

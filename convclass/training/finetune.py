@@ -57,26 +57,23 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
 
 def read_weights(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
     """(state dict, preprocess or None) from a convclass checkpoint or a bare state dict file."""
-    from ..checkpoint import load_checkpoint
+    from ..checkpoint import check_finite_weights, read_tensor_file, resolve_checkpoint
     p = Path(path).expanduser()
     if not p.exists():
         raise ConvclassError(f"--weights {path}: no such file or run folder")
     try:
-        ck = load_checkpoint(p)
-        return ck["model_state"], ck.get("preprocess")
-    except ConvclassError:
-        pass  # not a convclass checkpoint: a bare state dict?
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConvclassError(f"--weights {path}: cannot read it as a state dict "
-                             f"({str(e).splitlines()[0][:100]}); save it with torch.save(model.state_dict())") from None
+        sd = read_tensor_file(resolve_checkpoint(p))
+    except ConvclassError as e:
+        raise ConvclassError(f"--weights: {e}") from None
+    pre = sd.get("preprocess") if isinstance(sd, dict) and "arch" in sd else None
     for key in ("state_dict", "model", "model_state"):  # common wrappers around a state dict
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ConvclassError(f"--weights {path}: not a state dict (name -> tensor) nor a convclass checkpoint")
-    return sd, None
+        raise ConvclassError(f"--weights {path}: not a state dict (name -> tensor) nor a convclass checkpoint; "
+                             "save it with torch.save(model.state_dict())")
+    check_finite_weights(sd, path)
+    return sd, pre
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The training run: data -> model -> epochs (train_one_epoch, validate) -> checkpoints -> test metrics."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
@@ -15,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import (DiskFull, disk_error, load_checkpoint, nonfinite_tensor, remove_orphaned_temps,
+                          save_checkpoint)
 from ..config import TrainConfig, git_commit, load_config, save_config
 from ..data import PreparedData, build_augment, prepare_data
 from ..errors import ConvclassError
@@ -31,7 +33,8 @@ from .distributed import (DistContext, init_distributed, param_checksums, share_
 from .epoch import batches_per_epoch, train_one_epoch
 from .lookahead import Lookahead
 from .optim import build_optimizer
-from .runs import heartbeat_writer, new_run_dir, report_lost_steps, write_metrics_csv
+from .runs import (discard_unsaved, finished, heartbeat_writer, new_run_dir, report_lost_steps, saved_test_metrics,
+                   write_metrics_csv)
 from .schedule import build_scheduler
 from .step import Diverged
 from .recipes import with_recipe
@@ -63,8 +66,21 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _params_finite(model: nn.Module) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+MAX_LR = 1e10         # far above any useful rate; larger ones overflow float32 in the optimizer's arithmetic
+EXPLODED = 100.0      # a training loss this many times a uniform guess's has exploded
+
+
+def _exploded(loss: float, epoch: int, num_classes: int, history: list[dict], cfg: TrainConfig) -> str | None:
+    """A warning for the first epoch whose loss is orders of magnitude above where every classifier starts (a
+    uniform guess, ln K): a run that goes on to finish "successfully" with such a loss has learnt nothing."""
+    start = math.log(max(num_classes, 2))
+    earlier = [r["train_loss"] for r in history]
+    if not loss > EXPLODED * start or any(x > EXPLODED * start for x in earlier):
+        return None
+    best = f", best so far {min(earlier):.3g}" if earlier else ""
+    return (f"the training loss exploded at epoch {epoch + 1}: {loss:.3g}, {loss / start:.0e} times a fresh "
+            f"model's {start:.2f}{best}; the weights are likely useless: lower --lr (now {cfg.lr:g}) or add "
+            "--grad-clip 1.0")
 
 
 @torch.no_grad()
@@ -88,6 +104,25 @@ def _progress(cfg: TrainConfig):
         return lambda it, desc="": it
     from tqdm.auto import tqdm
     return lambda it, desc="": tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _diverged(what: str, cfg: TrainConfig, run_dir: Path, epoch: int) -> str:
+    kept = (f"{run_dir}/last.pt holds epoch {epoch}, the last finite one" if (run_dir / "last.pt").exists() else
+            "no epoch finished, so no checkpoint was written")
+    return (f"training diverged: {what}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. Nothing non-finite "
+            f"was saved: {kept}")
+
+
+def _disk_full(e: BaseException, run_dir: Path) -> ConvclassError | None:
+    """A full disk (checkpoint, metrics.csv, TensorBoard, ...) as one line: where, how much is free, and how to
+    go on once there is space (--resume continues from last.pt and scores a finished run)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        e = DiskFull(disk_error(e.filename or run_dir, e))
+    if not isinstance(e, DiskFull):
+        return None
+    then = (f"continue with `convclass train --resume {run_dir}`" if (run_dir / "last.pt").exists()
+            else "run the command again")
+    return ConvclassError(f"{e}, then {then}")
 
 
 def _checkpoint_payload(model, cfg, data, arch_args, epoch, history, best_val, bad_epochs, opt, scheduler,
@@ -127,8 +162,8 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConvclassError(f"--micro-batch must be at least 2 (BatchNorm needs 2 images), not {cfg.micro_batch}")
     if cfg.workers is not None and cfg.workers < 0:
         raise ConvclassError(f"--workers must be 0 or more, not {cfg.workers} (leave it out for the default)")
-    if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and cfg.lr >= 0):
-        raise ConvclassError(f"--lr must be a finite number >= 0, not {cfg.lr}")
+    if isinstance(cfg.lr, (int, float)) and not (math.isfinite(cfg.lr) and 0 <= cfg.lr <= MAX_LR):
+        raise ConvclassError(f"--lr must be a number from 0 to {MAX_LR:g}, not {cfg.lr} (typical: 1e-4 to 1)")
     check_tta(cfg.tta)
     for name in ("val_split", "test_split"):
         if not 0 <= getattr(cfg, name) < 1:
@@ -143,7 +178,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     written; one returning True stops training (tuning uses this to prune trials).
     `prepared`: data already split and decoded (cross-validation folds); config.data is then only recorded.
     """
-    ckpt = None
+    ckpt = done = None
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.yaml").exists():
@@ -156,8 +191,15 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                                      f"{run_dir}/best.pt) instead")
             cfg = cfg.update(epochs=overrides["epochs"])  # allow extending a finished run
         cfg = cfg.update(quiet=overrides.get("quiet", cfg.quiet))
+        if remove_orphaned_temps(run_dir):  # a kill mid-write leaves .last.pt.XXXX.tmp behind
+            _Log(cfg.quiet)(f"note: removed the unfinished checkpoint writes an interrupted run left in {run_dir}")
         if (run_dir / "last.pt").exists():
             ckpt = load_checkpoint(run_dir / "last.pt")
+            done = finished(run_dir, ckpt, cfg)
+        if done and saved_test_metrics(run_dir) is not None:
+            _Log(cfg.quiet)(done)
+            return TrainResult(run_dir=run_dir, test_metrics=saved_test_metrics(run_dir),
+                               history=list(ckpt["history"]), config=cfg)
     else:
         cfg = _absolute_paths(finetune.resolve_config(with_recipe(config or TrainConfig(), overrides)))
         run_dir = None
@@ -229,7 +271,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         torch.set_rng_state(ckpt["rng"]["torch"])
         history, best_val, bad_epochs = list(ckpt["history"]), ckpt["best_val"], ckpt["bad_epochs"]
         start_epoch = ckpt["epoch"] + 1
-        log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
+        log(f"{done}; scoring its test split" if done
+            else f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
         if ctx.is_main:
             report_lost_steps(run_dir, start_epoch, log)
     if run_dir is None:
@@ -250,6 +293,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     payload_args = dict(arch_args=arch_args, opt=opt, scheduler=scheduler, scaler=scaler, lookahead=lookahead)
     try:
         for epoch in range(start_epoch, cfg.epochs):
+            if cfg.patience is not None and bad_epochs >= cfg.patience:  # checked first: a resumed run stays stopped
+                log(f"early stopping: no validation improvement for {cfg.patience} epochs")
+                break
             t0 = time.perf_counter()
             finetune.set_stage(model, cfg, epoch, log)
             net = wrap_ddp(model, ctx, device)
@@ -257,15 +303,14 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
                 tr = train_one_epoch(net, data, opt, scheduler, when, cfg, epoch, device, augment, class_weights,
                                      sample_weights, scaler, progress, ctx, heartbeat, lookahead)
             except Diverged as e:
-                raise ConvclassError(
-                    f"training diverged: {e}; lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. "
-                    f"Nothing non-finite was saved" + (f"; {run_dir}/last.pt holds epoch {epoch}"
-                                                      if (run_dir / 'last.pt').exists() else "")) from None
+                raise ConvclassError(_diverged(str(e), cfg, run_dir, epoch)) from None
             val, _ = validate(model, data.val, data, device, eval_bs, ctx)
-            if not _params_finite(model) or not math.isfinite(val["loss"]):
-                raise ConvclassError(f"training diverged at epoch {epoch + 1} (non-finite weights or val loss); "
-                                     f"lower --lr (now {cfg.lr:g}) or add --grad-clip 1.0. Nothing non-finite "
-                                     "was saved")
+            bad = nonfinite_tensor(model.state_dict())  # parameters and buffers (BatchNorm's running_var)
+            if bad or not math.isfinite(val["loss"]):
+                raise ConvclassError(_diverged(f"{bad or 'the validation loss'} became inf or nan at epoch "
+                                               f"{epoch + 1}", cfg, run_dir, epoch))
+            if ctx.is_main and (note := _exploded(tr["train_loss"], epoch, len(data.classes), history, cfg)):
+                warnings.warn(note)
             lr_now = opt.param_groups[0]["lr"]
             if scheduler is not None and when == "epoch":
                 scheduler.step()
@@ -298,9 +343,12 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             if any([cb(row, run_dir) for cb in callbacks or []]):
                 log("stopped by a callback")
                 break
-            if cfg.patience is not None and bad_epochs >= cfg.patience:
-                log(f"early stopping: no validation improvement for {cfg.patience} epochs")
-                break
+    except BaseException as e:
+        if resume is None and ctx.is_main:
+            discard_unsaved(run_dir)
+        if full := _disk_full(e, run_dir):
+            raise full from None
+        raise
     finally:
         if tb is not None:
             tb.close()
@@ -310,7 +358,12 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         if ctx.is_main:
             (run_dir / "ranks.json").write_text(json.dumps({"world": ctx.world, "param_abs_sums": sums}))
             log(f"DDP: replicas {'agree' if len(set(sums)) == 1 else 'DIFFER'} (sum |w| per rank: {sums})")
-    test = _final_test(run_dir, data, device, eval_bs, log, cfg.report, cfg.tta) if ctx.is_main else {}
+    try:
+        test = _final_test(run_dir, data, device, eval_bs, log, cfg.report, cfg.tta) if ctx.is_main else {}
+    except (OSError, DiskFull) as e:
+        if full := _disk_full(e, run_dir):
+            raise full from None
+        raise
     shutdown()
     return TrainResult(run_dir=run_dir, test_metrics=test, history=history, config=cfg)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
-__all__ = ["new_run_dir", "write_metrics_csv", "METRIC_COLUMNS", "heartbeat_writer", "report_lost_steps"]
+__all__ = ["new_run_dir", "write_metrics_csv", "METRIC_COLUMNS", "heartbeat_writer", "report_lost_steps", "finished",
+           "saved_test_metrics", "discard_unsaved"]
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
@@ -60,3 +62,32 @@ def report_lost_steps(run_dir: Path, start_epoch: int, log) -> None:
         "were lost and are redone")
     with open(run_dir / "restarts.jsonl", "a") as f:
         f.write(json.dumps({"resumed_at_epoch": start_epoch + 1, "lost_steps": lost, "time": time.time()}) + "\n")
+
+
+def finished(run_dir: Path, ckpt: dict, cfg) -> str | None:
+    """None while the run has epochs to go; else a line saying it is complete and how to train it further."""
+    done = ckpt["epoch"] + 1
+    if cfg.patience is not None and ckpt["bad_epochs"] >= cfg.patience:
+        why = f"stopped early after epoch {done} (no validation improvement for {cfg.patience} epochs)"
+    elif done >= cfg.epochs:
+        why = f"trained to its last epoch, {done}"
+    else:
+        return None
+    more = (f"`convclass train --resume {run_dir} --epochs {done + 10}` (any number above {done})"
+            if cfg.schedule != "onecycle" and why.startswith("trained") else
+            f"a new run from its weights: `convclass train --weights {run_dir}/best.pt ...`")
+    return f"{run_dir} is already complete ({why}); to train it further: {more}"
+
+
+def saved_test_metrics(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "test_metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def discard_unsaved(run_dir: Path) -> None:
+    """A run that failed before its first checkpoint holds nothing worth keeping (config.yaml, progress.json):
+    its folder goes, so a failed command leaves no run folder behind."""
+    if run_dir.is_dir() and not any(run_dir.glob("*.pt")):
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -51,6 +51,8 @@ def test_page_upload_predicts_and_explains(served, browser, tmp_path):
     assert _wait_text(browser, "#model-name") == "colours"
     facts = _wait_text(browser, "#model-facts")
     assert "shallow" in facts and "3 classes" in facts and "test accuracy" in facts and "%" in facts
+    # nothing chosen yet: no empty result box with a broken image (CSS once overrode the hidden attribute)
+    assert not browser.find_element(By.ID, "result").is_displayed()
 
     data = png_bytes(rgb_image(CLASS_COLOURS["blue"], 48, seed=7))
     img = tmp_path / "blue-square.png"

@@ -33,7 +33,8 @@ def _check_port(host: str, port: int) -> None:
 def serve_model(model: str | Path, host: str = "127.0.0.1", port: int = 5678, runtime: str = "auto",
                 device: str = "auto", limits: ServeLimits | None = None, threads: int | None = None,
                 access_log: bool = False) -> None:
-    """Serve a run folder, checkpoint, .onnx or TorchScript file until interrupted (Ctrl-C)."""
+    """Serve a run folder, weights-only checkpoint or .onnx file until interrupted (Ctrl-C); a TorchScript file
+    only with runtime="torchscript" (it is code, and loading it runs it)."""
     try:
         import uvicorn
     except ImportError:

@@ -11,9 +11,16 @@ from .errors import ConvclassError
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes (an unknown flag, a missing value) as one `error:` line, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .commands import COMMANDS
-    p = argparse.ArgumentParser(prog="convclass", description="Image classification with convolutional networks.")
+    p = _Parser(prog="convclass", description="Image classification with convolutional networks.")
     sub = p.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"convclass.commands.{name.replace('-', '_')}").add_parser(sub)

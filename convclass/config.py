@@ -1,107 +1,203 @@
-"""The training configuration: one dataclass, loaded from YAML, overridden by flags, saved with every run."""
+"""The training configuration: one dataclass, loaded from YAML, overridden by flags, saved with every run.
+
+Each option is declared once, below: its type (a Literal lists the choices), default, help text and range. The
+`train` flags are generated from it (commands/common.py), and one validation pass (config_check.py, run by
+`TrainConfig.update` and `validate`) checks YAML files, flags and the Python API alike, before any data is read.
+"""
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
+import functools
 import subprocess
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from .config_check import check_value, did_you_mean, flag_name
 from .errors import ConvclassError
 from .safeio import Refused, read_regular
 
-__all__ = ["TrainConfig", "load_config", "read_yaml", "save_config"]
+__all__ = ["TrainConfig", "option", "load_config", "read_yaml", "save_config", "resume_overrides", "check_values",
+           "flag_name", "SAFE_ON_RESUME", "Optimizer", "Schedule", "Augment", "Tta", "Balance", "Freeze", "Device",
+           "Recipe"]
+
+# The choices. The code that implements each (training/optim.py OPTIMIZERS, schedule.py SCHEDULES, data/augment.py
+# AUGMENTATIONS, tta.py TTA_MODES, finetune.py FREEZE, recipes.py RECIPES) is held to these by tests/test_config.py.
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "muon"]
+Schedule = Literal["none", "step", "multistep", "cosine", "onecycle", "triangle", "linear", "plateau"]
+Augment = Literal["none", "flip-crop", "alt-flip-translate", "shift-rotate", "color", "randaugment",
+                  "trivialaugment"]
+Tta = Literal["none", "flip", "flip-translate"]
+Balance = Literal["none", "loss", "sampler"]
+Freeze = Literal["none", "backbone"]
+Device = Literal["auto", "cpu", "cuda"]   # and cuda:<index> (the `pattern` below)
+Recipe = Literal["fast", "fast-sgd"]
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
-MAX_ITEMS = 1000        # entries in one list or mapping of a config
-MAX_TEXT = 4096         # characters in one text value
-# Numbers a config file may hold, (lowest, highest) both allowed, None: open. Far wider than any real run, yet a
-# typo or a hostile file cannot ask for 10^12 epochs or a 20,000-pixel image. Lists: the range of each item.
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "img_size": (4, 4096), "channels": (1, 3), "val_split": (0, 1), "test_split": (0, 1), "subset": (1, 2**40),
-    "workers": (0, 256), "epochs": (1, 100_000), "batch_size": (1, 2**20), "micro_batch": (2, 2**20),
-    "lr": (0, None), "momentum": (0, 1), "weight_decay": (0, None), "step_size": (1, 100_000),
-    "milestones": (0, 100_000), "fine_tune": (0, 100_000), "gamma": (0, None), "warmup_epochs": (0, 100_000),
-    "label_smoothing": (0, 1), "grad_clip": (0, None), "mixup": (0, None), "cutmix": (0, None),
-    "lr_decay": (0, None), "patience": (1, 100_000), "seed": (0, 2**32 - 1), "threads": (1, 1024),
-    "world_size": (1, 65_536),
-}
+
+
+def option(default: Any = None, help: str = "", *, range: tuple | None = None, exclusive: str | None = None,
+           unset: str | None = None, note: str | None = None, metavar: str | None = None, flag: str | None = "",
+           pattern: tuple[str, str] | None = None, check: str | None = None, factory: Any = None) -> Any:
+    """A TrainConfig field with what the flag, its help and the validation need.
+
+    range: (lowest, highest) allowed, None: open; for a list, the range of each item. exclusive: "lo" or "hi" when
+    that end is not allowed. unset: what None means (shown as the default, and in errors). note: appended to an
+    out-of-range error. flag: the flag's name when not --<field-name>; None: set by the run, no flag. pattern:
+    (regex, shown) for other text accepted (device cuda:1). check: "model" for a model name."""
+    md = dict(help=help, range=range, exclusive=exclusive, unset=unset, note=note, metavar=metavar, flag=flag,
+              pattern=pattern, check=check)
+    return field(default_factory=factory, metadata=md) if factory else field(default=default, metadata=md)
+
+
+_WHEN_NO_SPLIT = "when the data has no such split"
 
 
 @dataclass
 class TrainConfig:
-    recipe: str | None = None            # named preset (training/recipes.py, e.g. fast); explicit options win
+    recipe: Recipe | None = option(
+        help="named preset: fast (airbench94_muon on the CPU) or fast-sgd (airbench94), see docs/fast.md; options "
+             "given explicitly override it", unset="no preset")
     # data
-    data: str = "digits"                 # built-in name, folder, or CSV of path,label
-    data_root: str = "~/.cache/convclass"  # where built-in datasets are downloaded / looked for
-    img_size: int | None = None          # pixels (square); None: native size if uniform, else the model's default
-    channels: int | None = None          # 1 or 3; None: 1 when every training image is grey, else 3
-    val_split: float = 0.1               # fraction of train held out for validation when there is no val/ split
-    test_split: float = 0.2              # fraction held out for test when the data has no test split
-    subset: int | None = None            # keep at most this many training images (stratified), for quick runs
-    workers: int | None = None           # DataLoader processes for per-image augmentation; None: cores - 2, max 4
+    data: str = option("digits", "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, "
+                                 "tiny-imagenet), a folder (train/ test/ [val/], or class sub-folders) or a CSV of "
+                                 "path,label")
+    data_root: str = option("~/.cache/convclass", "where built-in datasets are downloaded and decoded images cached",
+                            metavar="DIR")
+    img_size: int | None = option(help="side in pixels of the square images the model sees", range=(4, 4096),
+                                  metavar="PIXELS", unset="the native size if every image has it, else the model's")
+    channels: Literal[1, 3] | None = option(help="1 (grey) or 3 (RGB); grey images are repeated to RGB",
+                                            unset="1 when every training image is grey, else 3")
+    val_split: float = option(0.1, f"fraction of the training images held out for validation {_WHEN_NO_SPLIT}",
+                              range=(0, 1), exclusive="hi", metavar="FRACTION")
+    test_split: float = option(0.2, f"fraction of the images held out for the test {_WHEN_NO_SPLIT}",
+                               range=(0, 1), exclusive="hi", metavar="FRACTION")
+    subset: int | None = option(help="train on at most this many images (stratified), for quick runs",
+                                range=(1, 2**40), metavar="IMAGES", unset="all")
+    workers: int | None = option(
+        help="DataLoader processes that run per-image augmentations (shift-rotate, color, randaugment, "
+             "trivialaugment) ahead of the training step; 0: augment in the training process",
+        range=(0, 256), unset="one per core beyond two, at most 4", metavar="N")
     # model
-    model: str = "cnn3"
-    model_args: dict[str, Any] = field(default_factory=dict)  # e.g. {width: 2, dropout: 0.3}
+    model: str = option("cnn3", "architecture: a name from `convclass models`, or timm:NAME for any timm model",
+                        check="model")
+    model_args: dict[str, Any] = option(help="model knob as KEY=VALUE (repeatable), e.g. --model-arg width=2",
+                                        factory=dict, flag="--model-arg", metavar="KEY=VALUE", unset="none")
     # fine-tuning (training/finetune.py)
-    pretrained: bool = False             # start from the model's ImageNet weights (torchvision, timm, lite0)
-    weights: str | None = None           # start from a state dict or convclass checkpoint (other class count ok)
-    freeze: str = "none"                 # none | backbone (train the head only)
-    fine_tune: list[int] = field(default_factory=list)  # E1,E2: E1 head-only epochs, then E2 all-layer epochs
-    lr_decay: float = 1.0                # lr x this per layer group from head to input; 1.0: one lr for all
-    freeze_bn: bool = False              # keep BatchNorm running statistics fixed
+    pretrained: bool = option(False, "start from ImageNet weights (torchvision models, efficientnet_lite0 offline, "
+                                     "timm:NAME); resolution and mean/std follow the weights")
+    weights: str | None = option(help="start from a state dict or convclass checkpoint/run folder (the head is "
+                                      "re-created when the class count differs)", metavar="PATH",
+                                 unset="random initialisation")
+    freeze: Freeze = option("none", "none: train every layer; backbone: train the head only")
+    fine_tune: list[int] = option(help="E1,E2: E1 epochs head only, then E2 epochs all layers (sets --epochs E1+E2)",
+                                  range=(0, 100_000), factory=list, metavar="E1,E2", unset="none")
+    lr_decay: float = option(1.0, "discriminative learning rates: lr x this per layer group from the head to the "
+                                  "input (1 = one rate for all)", range=(0, 1), exclusive="lo", metavar="FACTOR")
+    freeze_bn: bool = option(False, "keep BatchNorm running statistics fixed while training")
     # optimisation
-    epochs: int = 10
-    batch_size: int = 64
-    micro_batch: int | None = None       # run each batch in chunks of this many images (gradient accumulation)
-    optimizer: str = "adam"              # sgd | adam | adamw | rmsprop | adagrad | muon
-    lr: float = 1e-3
-    momentum: float = 0.9                # sgd / rmsprop
-    weight_decay: float = 0.0
-    schedule: str = "none"               # none | step | multistep | cosine | onecycle | triangle | linear | plateau
-    step_size: int = 30                  # epochs between ×gamma drops (step)
-    milestones: list[int] = field(default_factory=list)  # epochs at which to drop (multistep)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0           # linear warm-up before cosine
-    label_smoothing: float = 0.0
-    lookahead: bool = False              # airbench's lookahead: weights pulled to a slow average every 5 steps
-    grad_clip: float | None = None       # max global gradient norm
-    augment: str = "none"                # none | flip-crop | alt-flip-translate | randaugment | ... (data/augment.py)
-    tta: str = "none"                    # test-time augmentation at the final test: none | flip | flip-translate
-    mixup: float = 0.0                   # Beta(alpha, alpha) for mixup; 0 disables
-    cutmix: float = 0.0                  # Beta(alpha, alpha) for cutmix; 0 disables
-    balance: str = "none"                # none | loss (class-weighted loss) | sampler (weighted sampler)
-    patience: int | None = None          # early stopping: epochs without val improvement
+    epochs: int = option(10, "passes over the training images", range=(1, 100_000), metavar="N")
+    batch_size: int = option(64, "images per optimizer step (the global batch under DDP)", range=(1, 2**20),
+                             metavar="N")
+    micro_batch: int | None = option(
+        help="forward/backward each batch in chunks of this many images and step once (gradient accumulation): the "
+             "--batch-size update with less memory", range=(2, 2**20), note="(BatchNorm needs 2 images per chunk)",
+        unset="the whole batch at once", metavar="N")
+    optimizer: Optimizer = option("adam", "sgd (Nesterov when --momentum > 0), adam, adamw, rmsprop, adagrad or "
+                                          "muon (Muon for conv filters, SGD for the rest)")
+    lr: float | Literal["auto"] = option(1e-3, "learning rate, or auto: pick it with the LR range test (see "
+                                               "`convclass lr-find`)", range=(0, 1e10), note="(typical: 1e-4 to 1)",
+                                         metavar="LR")
+    momentum: float = option(0.9, "momentum of sgd and rmsprop", range=(0, 1), metavar="M")
+    weight_decay: float = option(0.0, "weight decay (decoupled for adamw and muon)", range=(0, None), metavar="WD")
+    schedule: Schedule = option("none", "learning-rate schedule: none, step (x --gamma every --step-size epochs), "
+                                        "multistep (at --milestones), cosine, onecycle, triangle, linear (to 0) or "
+                                        "plateau (x --gamma when validation accuracy stalls)")
+    step_size: int = option(30, "epochs between x --gamma drops of the step schedule", range=(1, 100_000),
+                            metavar="EPOCHS")
+    milestones: list[int] = option(help="comma-separated epochs at which the multistep schedule drops, e.g. 30,60",
+                                   range=(0, 100_000), factory=list, metavar="E1,E2,...", unset="none")
+    gamma: float = option(0.1, "factor of each step, multistep or plateau drop", range=(0, None), metavar="FACTOR")
+    warmup_epochs: float = option(0.0, "epochs of linear warm-up before the cosine schedule", range=(0, 100_000),
+                                  metavar="EPOCHS")
+    label_smoothing: float = option(0.0, "weight of the uniform distribution mixed into each one-hot label",
+                                    range=(0, 1), metavar="EPS")
+    lookahead: bool = option(False, "airbench's lookahead: every 5 steps pull the weights toward a slow average "
+                                    "that tightens as training ends (--no-lookahead turns a recipe's off)")
+    grad_clip: float | None = option(help="clip the global gradient norm to this", range=(0, None), metavar="NORM",
+                                     unset="no clipping")
+    augment: Augment = option("none", "training augmentation: none, flip-crop or alt-flip-translate (batch tensor "
+                                      "ops), shift-rotate, color, randaugment or trivialaugment (per image, in "
+                                      "--workers processes)")
+    tta: Tta = option("none", "test-time augmentation at the final test: none, flip or flip-translate (6 views)")
+    mixup: float = option(0.0, "alpha of mixup's Beta(alpha, alpha); 0 turns it off", range=(0, None),
+                          metavar="ALPHA")
+    cutmix: float = option(0.0, "alpha of cutmix's Beta(alpha, alpha); 0 turns it off", range=(0, None),
+                           metavar="ALPHA")
+    balance: Balance = option("none", "class imbalance: none, loss (class-weighted loss) or sampler (weighted "
+                                      "sampler)")
+    patience: int | None = option(help="stop early after this many epochs without validation improvement",
+                                  range=(1, 100_000), metavar="EPOCHS", unset="never")
     # runtime
-    device: str = "auto"                 # auto | cpu | cuda
-    amp: bool = True                     # mixed precision, CUDA only
-    channels_last: bool = True           # NHWC memory format for 4-D weights and batches (CPU and CUDA)
-    seed: int = 0
-    threads: int | None = None           # torch intra-op threads; None: torch's default
+    device: Device = option("auto", "auto (CUDA when visible, else the CPU), cpu, cuda or cuda:INDEX",
+                            pattern=(r"cuda:\d{1,3}", "cuda:INDEX"))
+    amp: bool = option(True, "mixed precision (CUDA only)")
+    channels_last: bool = option(True, "NHWC memory format for 4-D weights and batches (faster kernels on CPU and "
+                                       "CUDA)")
+    seed: int = option(0, "seed of the splits, the initial weights and the augmentation", range=(0, 2**32 - 1),
+                       metavar="N")
+    threads: int | None = option(help="torch intra-op threads", range=(1, 1024), metavar="N",
+                                 unset="torch's default")
     # bookkeeping
-    runs_dir: str = "runs"
-    name: str | None = None              # run folder name; auto-numbered if it exists
-    quiet: bool = False
-    report: bool = True                  # figures and report.html in the run folder after the test (reporting/)
-    sync_bn: bool = False                # DDP: synchronise BatchNorm statistics across processes (CUDA)
-    world_size: int = 1                  # filled in: processes sharing the run (batch_size is the global batch)
-    git_commit: str | None = None        # filled in when the run starts
+    runs_dir: str = option("runs", "folder the run folder is made in", metavar="DIR")
+    name: str | None = option(help="run folder name; numbered if it exists", unset="DATA-MODEL")
+    quiet: bool = option(False, "print no per-epoch lines, notes or progress bars")
+    report: bool = option(True, "figures and report.html in the run folder after the test")
+    sync_bn: bool = option(False, "DDP: synchronise BatchNorm statistics across processes (CUDA only)")
+    world_size: int = option(1, "processes sharing the run (filled in; batch_size is the global batch)",
+                             range=(1, 65_536), flag=None)
+    git_commit: str | None = option(help="filled in when the run starts", flag=None)
 
     def update(self, **overrides: Any) -> "TrainConfig":
-        """A copy with the given fields replaced; unknown names are an error (typos must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(self)}
-        bad = sorted(set(overrides) - known)
-        if bad:
-            raise ConvclassError(f"unknown config option(s): {', '.join(bad)}; see `convclass train --help`")
-        return dataclasses.replace(self, **overrides)
+        """A validated copy with the given fields replaced; unknown names are an error (typos must not pass)."""
+        return dataclasses.replace(self, **check_values(overrides, "", only_names=True)).validate()
+
+    def validate(self, where: str = "") -> "TrainConfig":
+        """Every field checked (type, range, choice, model name): the one pass behind YAML, flags and the API.
+        Returns the config with values normalised (a float option given as "1e-3" becomes 0.001)."""
+        values = check_values(self.to_dict(), where)
+        if values["pretrained"] and values["channels"] == 1:
+            raise ConvclassError("--pretrained ImageNet weights need 3 channels; drop --channels 1 (grey images "
+                                 "are repeated to RGB)")
+        return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def check_values(data: dict, where: str = "", *, only_names: bool = False) -> dict[str, Any]:
+    """Options from a YAML file (where = "config file PATH"), flags or the API (where = ""), each checked against
+    its field; the first wrong one is a ConvclassError naming the option, what it must be and what it is."""
+    unknown = sorted(str(k) for k in data if k not in _FIELDS)
+    if unknown:
+        raise ConvclassError(f"{where + ': ' if where else ''}unknown option(s) {', '.join(unknown)[:200]}"
+                             + did_you_mean(unknown[0], list(_FIELDS))
+                             + "; see `convclass train --help` for the options")
+    if only_names:
+        return data
+    hints = _hints()
+    return {k: check_value(k, v, hints[k], _FIELDS[k].metadata, where) for k, v in data.items()}
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
 
 
 class _PlainLoader(yaml.SafeLoader):
@@ -148,85 +244,52 @@ def load_config(path: str | Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConvclassError(f"config file {path} is not a mapping of option: value")
     data.pop("git_commit", None)
-    return TrainConfig().update(**checked_values(data, f"config file {path}"))
-
-
-def checked_values(data: dict, where: str) -> dict[str, Any]:
-    """Options from a file, each checked against TrainConfig's field type and RANGES; the first wrong one is a
-    ConvclassError naming the option, what it must be and what it is."""
-    hints = typing.get_type_hints(TrainConfig)
-    unknown = sorted(str(k) for k in data if k not in hints)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(hints), n=1)
-        raise ConvclassError(f"{where}: unknown option(s) {', '.join(unknown)[:200]}"
-                             + (f" (did you mean {close[0]}?)" if close else "")
-                             + "; see `convclass train --help` for the options")
-    return {k: _checked(k, v, hints[k], where) for k, v in data.items()}
-
-
-def _checked(key: str, value: Any, tp: Any, where: str) -> Any:
-    args = typing.get_args(tp)
-    if type(None) in args:
-        if value is None:
-            return None
-        tp = next(a for a in args if a is not type(None))
-    lo, hi = RANGES.get(key, (None, None))
-    if tp in (bool, str):
-        ok = isinstance(value, bool) if tp is bool else (isinstance(value, str) and len(value) <= MAX_TEXT
-                                                          and "\0" not in value)
-        expected = "true or false" if tp is bool else f"text of at most {MAX_TEXT} characters"
-    elif tp in (int, float):
-        if key == "lr" and isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        value, ok = _number(value, tp, lo, hi)
-        expected = _describe(tp, lo, hi)
-    elif typing.get_origin(tp) is list:
-        item = typing.get_args(tp)[0]
-        ok = isinstance(value, list) and len(value) <= MAX_ITEMS
-        if ok:
-            value = [_checked(key, v, item, where) for v in value]
-        expected = f"a list of at most {MAX_ITEMS} items, each {_describe(item, lo, hi)}"
-    else:  # model_args: knob -> plain value
-        ok = isinstance(value, dict) and len(value) <= MAX_ITEMS and all(
-            isinstance(k, str) and len(k) <= 100 and _plain(v) for k, v in value.items())
-        expected = "a mapping of knob: number, text or true/false"
-    if not ok:
-        shown = repr(value)
-        raise ConvclassError(f"{where}: {key} must be {expected}, not "
-                             f"{shown if len(shown) <= 40 else shown[:37] + '...'} ({type(value).__name__})")
-    return value
-
-
-def _number(value: Any, tp: type, lo, hi) -> tuple[Any, bool]:
-    """(value as tp, whether it is one within [lo, hi]). A float may be written as text, as YAML 1.1 reads 1e-3."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return value, False
-    if tp is int:
-        ok = isinstance(value, int)
-    else:
-        try:
-            value, ok = float(value), True
-        except (ValueError, OverflowError):  # OverflowError: an integer of 400 digits
-            return value, False
-        ok = math.isfinite(value)
-    return value, ok and (lo is None or value >= lo) and (hi is None or value <= hi)
-
-
-def _describe(tp: type, lo, hi) -> str:
-    kind = "a whole number" if tp is int else "a finite number" if tp is float else tp.__name__
-    if lo is None or tp not in (int, float):
-        return kind
-    return f"{kind} from {lo} to {hi}" if hi is not None else f"{kind} >= {lo}"
-
-
-def _plain(v: Any) -> bool:
-    if isinstance(v, float):
-        return math.isfinite(v)
-    return v is None or isinstance(v, (bool, int)) or (isinstance(v, str) and len(v) <= MAX_TEXT)
+    where = f"config file {path}"
+    return dataclasses.replace(TrainConfig(), **check_values(data, where)).validate(where)
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# What `train --resume RUN` may change: how the rest of the run is watched and where it runs, not what it learns.
+SAFE_ON_RESUME = ("epochs", "quiet", "patience", "threads", "workers", "device", "report")
+_PATHS = ("data", "data_root", "weights", "runs_dir")
+
+
+def resume_overrides(saved: TrainConfig, overrides: dict[str, Any], run_dir: str | Path
+                     ) -> tuple[TrainConfig, list[str]]:
+    """The saved config of a run being resumed with the options given again (None: not given) applied, and a note
+    for each change. An option equal to its saved value is fine; one in SAFE_ON_RESUME is applied; any other
+    change is refused in one line (a run cannot learn with other settings halfway and resume exactly)."""
+    given = {k: v for k, v in check_values(overrides, "", only_names=True).items() if v is not None}
+    if isinstance(given.get("model_args"), dict):  # --model-arg adds knobs to the saved ones
+        given["model_args"] = {**saved.model_args, **given["model_args"]}
+    changed = {k: v for k, v in check_values(given).items() if not _same(k, getattr(saved, k), v)}
+    if "epochs" in changed and saved.schedule == "onecycle":  # its state fixes the total step count
+        raise ConvclassError(f"--resume {run_dir}: a onecycle schedule cannot be extended from {saved.epochs} to "
+                             f"{changed['epochs']} epochs; start a new run (--weights {run_dir}/best.pt) instead")
+    refused = [k for k in changed if k not in SAFE_ON_RESUME]
+    if refused:
+        shown = ", ".join(f"{flag_name(k, _FIELDS[k].metadata)} ({_short(getattr(saved, k))} -> "
+                          f"{_short(changed[k])})" for k in refused)
+        raise ConvclassError(f"--resume {run_dir} continues with its saved settings and cannot change {shown}; "
+                             f"start a new run from its weights instead: convclass train --weights "
+                             f"{run_dir}/best.pt with the options you want")
+    notes = [f"--resume: {flag_name(k, _FIELDS[k].metadata)} {_short(getattr(saved, k))} -> {_short(v)}"
+             for k, v in changed.items() if k != "quiet"]  # the CLI passes quiet=False unless --quiet
+    return (saved.update(**changed) if changed else saved), notes
+
+
+def _same(key: str, old: Any, new: Any) -> bool:
+    if key in _PATHS and isinstance(old, str) and isinstance(new, str):  # the run saved --data made absolute
+        return Path(old).expanduser().resolve() == Path(new).expanduser().resolve()
+    return old == new
+
+
+def _short(v: Any) -> str:
+    text = str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def git_commit() -> str | None:

@@ -24,10 +24,10 @@ def _train_args(tmp_path, *extra):
 
 @pytest.mark.parametrize("extra,needle", [
     (["--data", "/nonexistent/photos"], "/nonexistent/photos"),
-    (["--model", "resnet9000"], "unknown model"),
+    (["--model", "resnet9000"], "--model must be a model from `convclass models`"),
     (["--optimizer", "adamax"], "optimizer"),
     (["--schedule", "warmup-cosine"], "schedule"),
-    (["--augment", "flip"], "augmentation"),
+    (["--augment", "flip"], "--augment must be one of"),
     (["--balance", "oversample"], "balance"),
     (["--channels", "2"], "channels"),
     (["--model-arg", "width"], "key=value"),

@@ -4,7 +4,7 @@ from .common import add_config_flags, config_from_args
 
 def add_parser(sub) -> None:
     p = sub.add_parser("cv", help="stratified K-fold cross-validation with the train options; mean ± std")
-    p.add_argument("--folds", type=int, default=5, help="number of folds K")
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default: %(default)s)")
     add_config_flags(p)
     p.set_defaults(fn=run)
 

@@ -4,12 +4,17 @@ from .common import add_config_flags, config_from_args
 
 def add_parser(sub) -> None:
     p = sub.add_parser("lr-find", help="LR range test: plot loss against learning rate and suggest one")
-    p.add_argument("--start-lr", type=float, default=1e-7, help="first learning rate of the ramp")
-    p.add_argument("--end-lr", type=float, default=10.0, help="last learning rate (the test stops earlier if "
-                                                              "the loss explodes)")
-    p.add_argument("--num-iter", type=int, default=200, help="mini-batches in the ramp")
-    p.add_argument("--method", default="valley", choices=["valley", "steepest"], help="which point to suggest")
-    p.add_argument("--plot", metavar="PNG", help="where to write the plot (default runs/lr-find-<data>-<model>.png)")
+    p.add_argument("--start-lr", type=float, default=1e-7, metavar="LR",
+                   help="first learning rate of the ramp (default: %(default)g)")
+    p.add_argument("--end-lr", type=float, default=10.0, metavar="LR", help="last learning rate (the test stops "
+                   "earlier if the loss explodes) (default: %(default)g)")
+    p.add_argument("--num-iter", type=int, default=200, metavar="N", help="mini-batches in the ramp "
+                                                                          "(default: %(default)s)")
+    p.add_argument("--method", default="valley", choices=["valley", "steepest"],
+                   help="which point to suggest: the valley of the loss curve or its steepest descent "
+                        "(default: %(default)s)")
+    p.add_argument("--plot", metavar="PNG", help="where to write the plot (default: "
+                                                 "<runs-dir>/lr-find-<data>-<model>.png)")
     add_config_flags(p)
     p.set_defaults(fn=run)
 

@@ -1,20 +1,28 @@
 """convclass train"""
 from pathlib import Path
 
-from .common import add_config_flags, config_from_args
+from ..errors import ConvclassError
+from .common import add_config_flags, config_from_args, flag_overrides
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes runs/<name>/")
-    p.add_argument("--resume", metavar="RUN", help="continue runs/<name> from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint with its "
+                   "saved options; only --epochs, --patience, --quiet, --threads, --workers, --device and --report "
+                   "may change (default: start a new run)")
     add_config_flags(p)
     d = p.add_argument_group("distributed (torchrun / DDP)")
-    d.add_argument("--nproc", type=int, help="launch this many processes per node with torchrun (DDP)")
-    d.add_argument("--nnodes", default="1", help="nodes taking part (torchrun --nnodes), e.g. 2")
-    d.add_argument("--node-rank", type=int, help="this node's rank for a static multi-node launch")
-    d.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (node 0) for multi-node runs")
-    d.add_argument("--max-restarts", type=int, default=0,
-                   help="restart the worker group this many times after a failure, resuming from last.pt")
+    d.add_argument("--nproc", type=int, metavar="N", help="launch this many processes per node with torchrun "
+                   "(DDP) (default: one process, no torchrun)")
+    d.add_argument("--nnodes", default="1", metavar="N", help="nodes taking part (torchrun --nnodes), e.g. 2 "
+                   "(default: 1)")
+    d.add_argument("--node-rank", type=int, metavar="RANK", help="this node's rank for a static multi-node launch "
+                   "(default: assigned by the rendezvous)")
+    d.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="the rendezvous (node 0) for multi-node runs "
+                   "(default: a free port on this machine)")
+    d.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                   help="restart the worker group this many times after a failure, resuming from last.pt "
+                        "(default: 0)")
     p.set_defaults(fn=run)
 
 
@@ -60,16 +68,22 @@ def _launch(args) -> int:
 
 def run(args) -> int:
     import os
-    from ..training import train
+    over = flag_overrides(args)  # a mistyped option fails here, in well under a second, before anything is read
+    if args.resume and args.config:
+        raise ConvclassError(f"--resume {args.resume} continues with its saved config.yaml; drop --config (for other "
+                             f"options start a new run: --weights {args.resume}/best.pt --config ...)")
     if args.nproc and "LOCAL_RANK" not in os.environ:
         return _launch(args)
+    from ..training import train
     if not args.resume and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
-        # An elastic restart of a plain `torchrun … train --name NAME`: continue that run, not a new one.
+        # An elastic restart of a plain `torchrun … train --name NAME`: continue that run, not a new one, with
+        # the config.yaml these same flags wrote.
         cfg = config_from_args(args)
         if cfg.name and (Path(cfg.runs_dir) / cfg.name / "config.yaml").exists():
-            args.resume = str(Path(cfg.runs_dir) / cfg.name)
+            args.resume, over = str(Path(cfg.runs_dir) / cfg.name), {k: v for k, v in over.items() if k == "quiet"}
     if args.resume:
-        res = train(resume=args.resume, epochs=args.epochs, quiet=bool(args.quiet))
+        # Each option given is applied or refused by config.resume_overrides; a resumed run prints unless --quiet.
+        res = train(resume=args.resume, **{"quiet": False, **over})
     else:
         from ..tuning import resolve_auto_lr
         res = train(resolve_auto_lr(config_from_args(args)))  # --lr auto: the chosen value goes to config.yaml

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import TrainConfig
-from ..errors import ConvclassError
+from ..config import TrainConfig, check_values
 
 __all__ = ["RECIPES", "recipe_overrides", "with_recipe"]
 
@@ -62,13 +61,14 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def recipe_overrides(name: str) -> dict[str, Any]:
-    if name not in RECIPES:
-        raise ConvclassError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    check_values({"recipe": name})  # one of config.Recipe, which tests/test_config.py holds to RECIPES
     return dict(RECIPES[name], recipe=name)
 
 
 def with_recipe(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """base, then the recipe named in `overrides` (if any), then the explicit overrides on top."""
+    """base, then the recipe named in `overrides` (if any), then the explicit overrides on top; every option
+    checked before the recipe is looked up, so a bad one is named as given."""
+    overrides = check_values(overrides)
     name = overrides.get("recipe")
     if not name:
         return base.update(**overrides)

@@ -20,9 +20,9 @@ import torch
 from .errors import ConvclassError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_tensor_file", "resolve_checkpoint", "nonfinite_tensor",
-           "check_finite_weights", "remove_orphaned_temps", "disk_error", "DiskFull", "FORMAT"]
+           "check_finite_weights", "remove_orphaned_temps", "disk_error", "DiskFull", "FORMAT", "check_format"]
 
-FORMAT = "convclass-checkpoint-v1"
+FORMAT = "convclass-checkpoint-v1"  # bump the number when a checkpoint changes in a way older readers misread
 _TEMP_GLOB = ".*.pt.*.tmp"  # what save_checkpoint's mkstemp names look like: .best.pt.k3j2h1.tmp
 _ZIP, _PICKLE = b"PK\x03\x04", b"\x80"  # torch.save writes a zip; older torch a protocol-2+ pickle
 _LOOKALIKES = [(b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
@@ -173,11 +173,28 @@ def read_tensor_file(path: str | Path, map_location: str | torch.device = "cpu")
                              "is it a complete .pt file written by convclass?") from None
 
 
+def check_format(tag: Any, path: str | Path, current: str = FORMAT, since: str = "0.1.0") -> None:
+    """A file's format tag must be the one this convclass writes (`current`, first written by version `since`);
+    a higher number means a newer convclass wrote it. Used for checkpoints and exported models alike."""
+    from . import __version__
+    stem, _, number = current.rpartition("-v")
+    if tag == current:
+        return
+    version = tag[len(stem) + 2:] if isinstance(tag, str) and tag.startswith(stem + "-v") else ""
+    if version.isdigit() and int(version) > int(number):
+        raise ConvclassError(f"{path} is in format {tag}, written by a newer convclass than this {__version__} "
+                             f"(which reads {current}); upgrade convclass to read it")
+    shown = "no format tag" if tag is None else f"format tag {str(tag)[:40]!r}"
+    raise ConvclassError(f"{path} has {shown}, not {current}: it was not written by convclass {since} or later; "
+                         "use a file that `convclass train` or `convclass export` wrote")
+
+
 def load_checkpoint(run_or_ckpt: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = resolve_checkpoint(run_or_ckpt)
     ckpt = read_tensor_file(path, map_location)
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "arch" not in ckpt:
         raise ConvclassError(f"{path} is not a convclass checkpoint (no model_state/arch); for a bare state dict "
                              "use --weights when fine-tuning")
+    check_format(ckpt.get("format"), path)
     check_finite_weights(ckpt["model_state"], path)
     return ckpt

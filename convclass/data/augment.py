@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConvclassError
+from .preprocess import normalize  # noqa: F401  (kept here for callers of data.augment.normalize)
 
 __all__ = ["AUGMENTATIONS", "AlternatingFlipTranslate", "build_augment", "batch_flip", "batch_crop", "mix_batch",
            "normalize"]
@@ -91,11 +92,6 @@ def build_augment(name: str, img_size: int, channels: int) -> Callable[[torch.Te
     else:
         tf = v2.Compose([v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(), erase])
     return _per_image(tf)
-
-
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float (B, C, H, W); mean/std are (C,) on the 0..1 scale."""
-    return (x.float() / 255.0 - mean[:, None, None]) / std[:, None, None]
 
 
 def mix_batch(x: torch.Tensor, y: torch.Tensor, num_classes: int, mixup: float, cutmix: float

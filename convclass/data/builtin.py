@@ -99,7 +99,7 @@ def _flowers(root: Path) -> DataSpec:
 
 def _tiny(root: Path) -> DataSpec:
     from .folder import scan_folder
-    for cand in (root / "tiny-imagenet-200", root / "tiny-imagenet", Path("~/data/tiny-imagenet-200").expanduser()):
+    for cand in (root / "tiny-imagenet-200", root / "tiny-imagenet"):
         if (cand / "wnids.txt").exists():
             return scan_folder(cand)
     raise ConvclassError(

@@ -73,11 +73,20 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # RGBA, CMYK, YCbCr, ... -> RGB (alpha dropped)
 
 
-def to_array(img: Image.Image, size: int | None, channels: int | None = None) -> np.ndarray:
-    """(H, W, C) uint8; C is 1 for grey sources and 3 otherwise unless `channels` forces it."""
+def to_array(img: Image.Image, size: int | None, channels: int | None = None, resize: str = "squash") -> np.ndarray:
+    """(H, W, C) uint8; C is 1 for grey sources and 3 otherwise unless `channels` forces it.
+    resize (data/preprocess.py): squash scales the whole image to size x size; crop scales the shorter side to
+    `size` and keeps the centre."""
     img = _to_8bit(img)
     if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
+        if resize == "crop":
+            scale = size / min(img.size)
+            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
+                             Image.BILINEAR)
+            left, top = (img.width - size) // 2, (img.height - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        else:
+            img = img.resize((size, size), Image.BILINEAR)
     a = np.asarray(img, dtype=np.uint8)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -97,5 +106,6 @@ def convert_channels(a: np.ndarray, channels: int) -> np.ndarray:
     raise ValueError(f"cannot convert {c} channels to {channels}")
 
 
-def decode_file(path: str | Path | bytes, size: int | None, channels: int | None = None) -> np.ndarray:
-    return to_array(open_image(path), size, channels)
+def decode_file(path: str | Path | bytes, size: int | None, channels: int | None = None,
+                resize: str = "squash") -> np.ndarray:
+    return to_array(open_image(path), size, channels, resize)

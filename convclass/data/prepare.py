@@ -14,6 +14,7 @@ from ..errors import ConvclassError
 from .builtin import BUILTIN, load_builtin
 from .decode import decode_set, peek_files
 from .folder import scan_csv, scan_folder
+from .preprocess import Preprocess
 from .sources import DataSpec
 
 __all__ = ["TensorSplit", "PreparedData", "channel_stats", "find_data", "prepare_data", "stratified_split"]
@@ -42,6 +43,11 @@ class PreparedData:
     std: list[float]
     broken: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """How batches of this data become model input (and what checkpoints record); read it once per loop."""
+        return Preprocess(img_size=self.img_size, channels=self.channels, mean=self.mean, std=self.std)
 
     def summary(self) -> str:
         return (f"{self.name}: {len(self.classes)} classes, train {len(self.train)} / val {len(self.val)} / "

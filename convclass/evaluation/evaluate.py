@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, resolve_checkpoint
+from ..checkpoint import resolve_checkpoint
 from ..data import prepare_data
 from ..errors import ConvclassError
 from ..inference import load_model
@@ -32,8 +32,7 @@ def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "tes
     """Metrics dict for `split` of `data` (default: the data and split settings the model was trained with)."""
     ckpt_path = resolve_checkpoint(run_or_ckpt)
     lm = load_model(ckpt_path, device)
-    cfg = load_checkpoint(ckpt_path).get("config", {}) if data is None else {}
-    cfg = cfg or {}
+    cfg = (lm.config or {}) if data is None else {}
     data = data or cfg.get("data")
     if not data:
         raise ConvclassError("this checkpoint does not record its dataset; pass --data")

@@ -10,16 +10,13 @@ __all__ = ["plot_confusion_matrix"]
 
 def plot_confusion_matrix(cm, classes: list[str], path: str | Path, normalize: bool = False,
                           title: str | None = None) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from ..reporting.plotting import subplots  # a figure of its own: pyplot's backend is left alone
     cm = np.asarray(cm, dtype=np.float64)
     k = len(classes)
     if normalize:
         cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     side = min(max(4.0, 0.45 * k + 2), 40.0)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    fig, ax = subplots(figsize=(side + 1.5, side))
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "images")
     if k <= 40:
@@ -40,5 +37,4 @@ def plot_confusion_matrix(cm, classes: list[str], path: str | Path, normalize: b
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalize else "confusion matrix (counts)"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

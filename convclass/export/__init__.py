@@ -6,7 +6,8 @@
 """
 from .exporter import FORMATS, ExportResult, export_model
 from .metadata import EXPORT_FORMAT, sidecar_path
-from .runtime import ExportedModel, detect_runtime, load_predictor, predict_images
+from .exported import ExportedModel
+from .runtime import detect_runtime, load_predictor, predict_images
 
 __all__ = ["EXPORT_FORMAT", "FORMATS", "ExportResult", "ExportedModel", "detect_runtime", "export_model",
            "load_predictor", "predict_images", "sidecar_path"]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, resolve_checkpoint
+from ..checkpoint import resolve_checkpoint
 from ..errors import ConvclassError
 from ..inference import predict_logits
-from ..models import create_model
+from ..models import model_from_checkpoint
 from .metadata import build_metadata, write_sidecar
 from .parity import accuracy, check_parity, compare_probs, load_samples
 
@@ -78,23 +78,19 @@ def export_model(run_or_ckpt: str | Path, format: str = "onnx", output: str | Pa
     if int8 and fmt != "onnx":
         raise ConvclassError("--int8 is only available with --format onnx")
     ckpt_path = resolve_checkpoint(run_or_ckpt)
-    ckpt = load_checkpoint(ckpt_path)
-    model = create_model(ckpt["arch"], **ckpt["arch_args"])
-    model.load_state_dict(ckpt["model_state"])
-    model.eval()
-    pre = ckpt["preprocess"]
+    model, pre, _, ckpt = model_from_checkpoint(ckpt_path)
     out = Path(output) if output else _default_output(ckpt_path, fmt, int8)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     smp = load_samples(ckpt, data, n_parity=samples, n_calib=CALIB_IMAGES if int8 else 0, need_test=int8,
                        data_root=data_root)
-    ref = predict_logits(model, smp.test_x, pre["mean"], pre["std"], torch.device("cpu")).softmax(1).numpy()
+    ref = predict_logits(model, smp.test_x, pre.mean, pre.std, torch.device("cpu")).softmax(1).numpy()
     batch = "dynamic" if (dynamic_batch or fmt == "torchscript") else 1
-    meta = build_metadata(ckpt, str(ckpt_path), runtime=fmt, precision="int8" if int8 else "fp32", batch=batch)
+    meta = build_metadata(ckpt, pre, str(ckpt_path), runtime=fmt, precision="int8" if int8 else "fp32", batch=batch)
 
     if fmt == "torchscript":
         from .torchscript import TorchScriptModel, export_torchscript
-        export_torchscript(model, out, pre["channels"], pre["img_size"], meta)
+        export_torchscript(model, out, pre.channels, pre.img_size, meta)
         try:
             parity = check_parity(ref, TorchScriptModel(out).predict_proba(smp.test_x).numpy(), "the TorchScript export")
         except ConvclassError:
@@ -111,12 +107,12 @@ def export_model(run_or_ckpt: str | Path, format: str = "onnx", output: str | Pa
             fp32_path = Path(tmp)
         try:
             fp32_meta = dict(meta, precision="fp32")
-            export_onnx(model, fp32_path, pre["channels"], pre["img_size"], dynamic_batch, fp32_meta)
+            export_onnx(model, fp32_path, pre.channels, pre.img_size, dynamic_batch, fp32_meta)
             parity = check_parity(ref, OnnxModel(fp32_path).predict_proba(smp.test_x).numpy(), "the ONNX export")
             result = ExportResult(out, out, fmt, "fp32", parity, smp.source)
             if int8:
                 fixed = None if dynamic_batch else 1
-                result.quantization = quantize_int8(fp32_path, out, smp.calib_x, pre["mean"], pre["std"], fixed, meta)
+                result.quantization = quantize_int8(fp32_path, out, smp.calib_x, pre, fixed, meta)
                 result.precision = "int8"
                 q = OnnxModel(out).predict_proba(smp.test_x).numpy()
                 if smp.test_y is not None:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
-from .runtime import normalize_np
 
 __all__ = ["export_onnx", "quantize_int8", "set_onnx_metadata", "OPSET"]
 
@@ -26,7 +26,8 @@ def set_onnx_metadata(path: str | Path, meta: dict) -> None:
     m = onnx.load(str(path))
     del m.metadata_props[:]
     entries = {"convclass": json.dumps(meta)}
-    entries.update({k: json.dumps(meta[k]) for k in ("arch", "classes", "img_size", "channels", "mean", "std")})
+    shown = ("arch", "classes", "img_size", "channels", "mean", "std", "resize")
+    entries.update({k: json.dumps(meta[k]) for k in shown})
     for k, v in entries.items():
         p = m.metadata_props.add()
         p.key, p.value = k, v
@@ -53,8 +54,8 @@ def export_onnx(model: nn.Module, path: str | Path, channels: int, img_size: int
 class _Calibration:
     """Feeds normalized training images to the static quantizer, in batches the model's input accepts."""
 
-    def __init__(self, x_uint8: torch.Tensor, mean, std, batch: int | None):
-        self.x = normalize_np(x_uint8.numpy(), mean, std)
+    def __init__(self, x_uint8: torch.Tensor, pre: Preprocess, batch: int | None):
+        self.x = pre.to_input_np(x_uint8.numpy())
         self.step = batch or 32
         self.i = 0
 
@@ -69,7 +70,7 @@ class _Calibration:
         self.i = 0
 
 
-def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calib_x: torch.Tensor | None, mean, std,
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calib_x: torch.Tensor | None, pre: Preprocess,
                   fixed_batch: int | None, meta: dict) -> str:
     """Static QDQ quantization calibrated on `calib_x` (uint8 images); dynamic when there are no images.
 
@@ -88,15 +89,15 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calib_x: torch.T
     try:
         with tempfile.TemporaryDirectory(prefix="convclass-quant-") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pre = os.path.join(tmp, "pre.onnx")
-            quant_pre_process(str(fp32_path), pre, skip_symbolic_shape=True)
+            prepared = os.path.join(tmp, "pre.onnx")
+            quant_pre_process(str(fp32_path), prepared, skip_symbolic_shape=True)
             if calib_x is not None and len(calib_x):
-                reader = _Calibration(calib_x, mean, std, fixed_batch)
-                quantize_static(pre, str(int8_path), reader, per_channel=True, weight_type=QuantType.QInt8,
+                reader = _Calibration(calib_x, pre, fixed_batch)
+                quantize_static(prepared, str(int8_path), reader, per_channel=True, weight_type=QuantType.QInt8,
                                 activation_type=QuantType.QUInt8)
                 method = f"static (calibrated on {len(calib_x)} training images)"
             else:
-                quantize_dynamic(pre, str(int8_path), weight_type=QuantType.QInt8)
+                quantize_dynamic(prepared, str(int8_path), weight_type=QuantType.QInt8)
                 method = "dynamic (no training images to calibrate on)"
     finally:
         root.setLevel(level)

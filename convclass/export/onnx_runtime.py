@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvclassError
-from .metadata import check_metadata, parse_metadata
-from .runtime import ExportedModel
+from .metadata import check_batch, parse_metadata
+from .exported import ExportedModel
 
 __all__ = ["OnnxModel", "make_session"]
 
@@ -55,7 +55,7 @@ class OnnxModel(ExportedModel):
                                  f"(N, {self.channels}, {self.img_size}, {self.img_size}); re-export the model")
         self.fixed_batch = None
         if fixed[0] is not None:
-            self.fixed_batch = check_metadata(dict(self.meta, batch=fixed[0]), self.path)["batch"]
+            self.fixed_batch = check_batch(fixed[0], self.preprocess, self.path)
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..errors import ConvclassError
 from .metadata import parse_metadata
-from .runtime import ExportedModel
+from .exported import ExportedModel
 
 __all__ = ["export_torchscript", "TorchScriptModel", "EXTRA_FILE", "read_metadata"]
 

@@ -7,15 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from ..reporting.grids import plot_mosaic
-from ..reporting.plotting import label_step, pyplot, save, short
+from ..reporting.plotting import label_step, save, short, subplots
 
 __all__ = ["plot_class_counts", "plot_sizes", "plot_samples"]
 
 
 def plot_class_counts(counts: dict[str, list[int]], classes: list[str], path: str | Path) -> Path:
-    plt = pyplot()
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(float(np.clip(0.13 * k + 2, 7, 30)), 4))
+    fig, ax = subplots(figsize=(float(np.clip(0.13 * k + 2, 7, 30)), 4))
     x = np.arange(k)
     splits = [s for s in ("train", "val", "test") if s in counts and sum(counts[s])]
     w = 0.8 / max(len(splits), 1)
@@ -34,8 +33,7 @@ def plot_class_counts(counts: dict[str, list[int]], classes: list[str], path: st
 
 def plot_sizes(sizes: list[tuple[int, int]], modes: list[str], path: str | Path) -> Path:
     """Scatter of width x height (area = how many images) and a bar per colour mode."""
-    plt = pyplot()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax, ax2) = subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
     c = Counter(sizes)
     wh = np.asarray(list(c.keys()), dtype=float).reshape(-1, 2)
     n = np.asarray(list(c.values()), dtype=float)

@@ -8,19 +8,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..data.augment import normalize
 from ..errors import ConvclassError
 from ..inference import LoadedModel, expand_inputs, load_model
 from .draw import plot_channels, plot_filters, plot_overlay
 from .gradcam import find_layer, grad_cam
 
 __all__ = ["explain_images", "feature_maps"]
-
-
-def _normalized(lm: LoadedModel, x: torch.Tensor) -> torch.Tensor:
-    m = torch.as_tensor(lm.mean, dtype=torch.float32, device=lm.device)
-    s = torch.as_tensor(lm.std, dtype=torch.float32, device=lm.device)
-    return normalize(x.to(lm.device), m, s)
 
 
 def _stem(path: str, i: int) -> str:
@@ -77,7 +70,7 @@ def explain_images(run_or_ckpt: str | Path | LoadedModel, images: list[str], met
     items = []
     for i in range(0, len(ok), 64):
         xb = x[i:i + 64]
-        cams, tg, probs = grad_cam(lm.model, _normalized(lm, xb), layer_name, method, tgt)
+        cams, tg, probs = grad_cam(lm.model, lm.preprocess.to_input(xb, lm.device), layer_name, method, tgt)
         for j in range(len(xb)):
             n = i + j
             pred = int(probs[j].argmax())
@@ -87,7 +80,7 @@ def explain_images(run_or_ckpt: str | Path | LoadedModel, images: list[str], met
             item = {"path": ok[n], "predicted": lm.classes[pred], "probability": float(probs[j, pred]),
                     "target": lm.classes[int(tg[j])], "overlay": str(png)}
             if feature_layer:
-                act = feature_maps(lm.model, _normalized(lm, xb[j:j + 1]), feature_layer)[0]
+                act = feature_maps(lm.model, lm.preprocess.to_input(xb[j:j + 1], lm.device), feature_layer)[0]
                 item["feature_maps"] = str(plot_channels(
                     act, f"{Path(ok[n]).name}: activations of {feature_layer}",
                     out / f"{_stem(ok[n], n)}_features_{feature_layer}.png"))

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..reporting.grids import to_hwc
-from ..reporting.plotting import pyplot, save
+from ..reporting.plotting import save, subplots
 
 __all__ = ["overlay", "plot_overlay", "plot_channels", "plot_filters"]
 
@@ -23,10 +23,9 @@ def overlay(image, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
 
 def plot_overlay(image, cam: np.ndarray, title: str, path: str | Path) -> Path:
     """Input, heatmap and overlay side by side; small images are drawn with visible pixels."""
-    plt = pyplot()
     a = to_hwc(image)
     nearest = "nearest" if max(a.shape[:2]) < 64 else "antialiased"
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(10, 3.4), layout="constrained")
     axes[0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=255, interpolation=nearest)
     axes[0].set_title("input")
     im = axes[1].imshow(cam, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
@@ -49,7 +48,7 @@ def _grid(n: int) -> tuple[int, int]:
 def _panels(n: int, width: float, height: float):
     """A near-square grid of n axis-free panels, each about width x height inches (+ room for a title)."""
     rows, cols = _grid(n)
-    fig, axes = pyplot().subplots(rows, cols, figsize=(width * cols, height * rows + 0.5), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(width * cols, height * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     return fig, axes

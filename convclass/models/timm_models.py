@@ -47,7 +47,12 @@ class _TimmBody(nn.Module):
 
 def _build(tname: str, num_classes: int, in_chans: int = 3, img_size: int = 224, **kw) -> Classifier:
     # Never pretrained here: a checkpoint rebuilds the model from its arch_args, which must not need a download.
-    m = _timm().create_model(tname, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kw)
+    try:
+        m = _timm().create_model(tname, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kw)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):  # the only binding failure; anything else is a bug
+            raise
+        raise ConvclassError(f"model timm:{tname}: bad model argument ({e}); check --model-arg names") from None
     fc = m.get_classifier()
     if not isinstance(fc, nn.Linear):
         raise ConvclassError(f"timm:{tname} has a {type(fc).__name__} classifier, not a Linear layer; "

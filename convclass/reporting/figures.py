@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import label_step, pyplot, save, short
+from .plotting import label_step, save, short, subplots
 
 __all__ = ["plot_curves", "plot_confusion", "plot_per_class", "plot_prediction_histogram", "plot_reliability",
            "plot_compare_curves"]
@@ -19,9 +19,8 @@ def _col(history: list[dict], key: str) -> np.ndarray:
 def plot_curves(history: list[dict], path: str | Path, title: str = "training curves") -> Path:
     """Loss, accuracy and learning rate against epoch, from metrics.csv rows."""
     from matplotlib.ticker import MaxNLocator
-    plt = pyplot()
     ep = _col(history, "epoch")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(15, 4), layout="constrained")
     for split, style in (("train", "-o"), ("val", "-s")):
         axes[0].plot(ep, _col(history, f"{split}_loss"), style, ms=3, label=split)
         axes[1].plot(ep, 100 * _col(history, f"{split}_acc"), style, ms=3, label=split)
@@ -48,8 +47,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "training cu
 
 def plot_compare_curves(histories: dict[str, list[dict]], path: str | Path) -> Path:
     """Validation accuracy, validation loss and training loss of several runs, overlaid per panel."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(16, 4.5), layout="constrained")
     panels = (("val_acc", "validation accuracy (%)", 100), ("val_loss", "validation loss", 1),
               ("train_loss", "training loss", 1))
     for name, hist in histories.items():
@@ -68,13 +66,12 @@ def plot_compare_curves(histories: dict[str, list[dict]], path: str | Path) -> P
 
 def plot_confusion(cm, classes: list[str], path: str | Path, normalize: bool = False) -> Path:
     """Counts or row-normalised; every class labelled up to 150 classes, values written up to 20 classes."""
-    plt = pyplot()
     cm = np.asarray(cm, dtype=np.float64)
     k = len(classes)
     shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
     # ~0.14 inch per class (a 7 pt label) once labels would not fit in a 9 inch square
     side = float(np.clip(0.14 * k, 6.0, 30.0)) if k > 20 else max(4.5, 0.5 * k + 2)
-    fig, ax = plt.subplots(figsize=(side + 1.8, side))
+    fig, ax = subplots(figsize=(side + 1.8, side))
     kw = {}
     if not normalize and k > 20 and cm.max() > 0:
         from matplotlib.colors import LogNorm  # with many classes the diagonal dwarfs the mistakes on a linear scale
@@ -120,13 +117,12 @@ def plot_confusion(cm, classes: list[str], path: str | Path, normalize: bool = F
 
 def plot_per_class(per_class: list[dict], path: str | Path) -> Path:
     """Precision, recall and F1 per class as horizontal bars; more than 30 classes are sorted worst F1 first."""
-    plt = pyplot()
     rows = list(per_class)
     k = len(rows)
     if k > 30:
         rows = sorted(rows, key=lambda r: r["f1"])
     h = 0.8 / 3 if k <= 30 else 0.8
-    fig, ax = plt.subplots(figsize=(8, max(3.0, (0.42 if k <= 30 else 0.16) * k + 1.2)))
+    fig, ax = subplots(figsize=(8, max(3.0, (0.42 if k <= 30 else 0.16) * k + 1.2)))
     y = np.arange(k)
     if k <= 30:
         for n, (key, color) in enumerate((("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green"))):
@@ -149,11 +145,10 @@ def plot_per_class(per_class: list[dict], path: str | Path) -> Path:
 
 def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Path) -> Path:
     """Images per class: true labels against predictions; a class the model over-predicts shows a taller bar."""
-    plt = pyplot()
     k = len(classes)
     t = np.bincount(np.asarray(y_true, np.int64), minlength=k)
     p = np.bincount(np.asarray(y_pred, np.int64), minlength=k)
-    fig, ax = plt.subplots(figsize=(float(np.clip(0.13 * k + 2, 7, 30)), 4))
+    fig, ax = subplots(figsize=(float(np.clip(0.13 * k + 2, 7, 30)), 4))
     x = np.arange(k)
     ax.bar(x - 0.2, t, width=0.4, label="true", color="tab:gray")
     ax.bar(x + 0.2, p, width=0.4, label="predicted", color="tab:blue")
@@ -172,14 +167,13 @@ def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Pa
 
 def plot_reliability(bins: dict, ece: float, path: str | Path) -> Path:
     """Accuracy per confidence bin against the diagonal, with the images per bin beneath."""
-    plt = pyplot()
     edges = np.asarray(bins["edges"])
     centers = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
     acc = np.asarray(bins["accuracy"], dtype=np.float64)
     conf = np.asarray(bins["confidence"], dtype=np.float64)
     count = np.asarray(bins["count"])
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, ax2) = subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ok = count > 0
     ax.bar(centers[ok], acc[ok], width=width * 0.95, color="tab:blue", edgecolor="black", lw=0.5, label="accuracy")
     ax.plot(centers[ok], conf[ok], "_", color="tab:red", ms=14, mew=2.5, label="mean confidence")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .plotting import DPI, pyplot, short
+from .plotting import DPI, figure, short
 
 __all__ = ["confident_indices", "plot_image_grid", "plot_prediction_grid", "plot_mosaic", "to_hwc"]
 
@@ -42,7 +42,6 @@ def plot_mosaic(rows: list[list], path: str | Path, title: str, captions: list[l
                 caption_lines: int = 0) -> Path:
     """rows of images -> one PNG; a caption band of `caption_lines` text lines above each image, an optional
     label left of each row. Pixel-exact: one figure pixel per mosaic pixel."""
-    plt = pyplot()
     pad, line_px, title_px = 6 + 14 * (caption_lines > 0), 10, 26  # captions get 14 more pixels of width
     label_px = 120 if row_labels else 0
     cols = max((len(r) for r in rows), default=1) or 1
@@ -55,7 +54,7 @@ def plot_mosaic(rows: list[list], path: str | Path, title: str, captions: list[l
             y0 = title_px + r * cell_h + caption_lines * line_px
             x0 = label_px + pad + c * cell_w
             canvas[y0:y0 + side, x0:x0 + side] = _tile(img, side)
-    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig = figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(canvas, interpolation="nearest")
     ax.set_xlim(0, width)
@@ -74,7 +73,6 @@ def plot_mosaic(rows: list[list], path: str | Path, title: str, captions: list[l
     if not rows or not any(rows):
         ax.text(width / 2, height / 2, "none", ha="center", va="center", fontsize=11)
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     return Path(path)
 
 

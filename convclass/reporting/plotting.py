@@ -1,26 +1,38 @@
-"""Matplotlib set-up shared by every figure: a headless backend, one DPI, labels that fit."""
+"""Matplotlib set-up shared by every figure: figures of their own, one DPI, labels that fit.
+
+Figures are `matplotlib.figure.Figure` objects on their own Agg canvas, never pyplot's: pyplot's backend and
+figure list are global, and a library that switched them (`matplotlib.use("Agg")`) would stop a notebook's
+inline plots. These figures need no display and are freed when dropped.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["pyplot", "save", "short", "label_step", "DPI"]
+__all__ = ["figure", "subplots", "save", "short", "label_step", "DPI"]
 
 DPI = 100  # pixels per inch of every PNG; figure sizes below are in inches
+_FIGURE_ARGS = ("figsize", "dpi", "layout")
 
 
-def pyplot():
-    """pyplot on the Agg backend (no display needed); imported on first use so importing convclass stays cheap."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def figure(**kw):
+    """A Figure drawn by Agg; matplotlib is imported on first use so importing convclass stays cheap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(**kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kw):
+    """(figure, axes) like pyplot.subplots: figsize, dpi and layout go to the figure, the rest to its axes."""
+    fig = figure(**{k: kw.pop(k) for k in _FIGURE_ARGS if k in kw})
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    pyplot().close(fig)
     return path
 
 

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..data.augment import normalize
 from .batcher import MicroBatcher
 from .body import extract_images, read_body
 from .cam import overlay_png
@@ -145,9 +144,7 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
         from ..interpret import grad_cam  # on first use: interpret also loads the plotting helpers
         model = predictor.model
         dev = next(model.parameters()).device
-        m = torch.as_tensor(predictor.mean, device=dev)
-        s = torch.as_tensor(predictor.std, device=dev)
-        cams, _, _ = grad_cam(model, normalize(x_uint8.to(dev), m, s), layer=cam_layer, target=target)
+        cams, _, _ = grad_cam(model, predictor.preprocess.to_input(x_uint8, dev), layer=cam_layer, target=target)
         return overlay_png(thumb, cams[0].numpy())
 
     async def api_predict(request: Request, query: dict) -> JSONResponse:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data import normalize
+from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 
 __all__ = ["TTA_MODES", "check_tta", "tta_logits"]
@@ -48,8 +48,7 @@ def tta_logits(model, x: torch.Tensor, mean, std, device: torch.device, batch_si
         return predict_logits(model, x, mean, std, device, batch_size)
     model.eval()
     batch_size = min(batch_size, 256)  # each batch runs through up to 6 views: bounds peak activation memory
-    m = torch.as_tensor(mean, dtype=torch.float32, device=device)
-    s = torch.as_tensor(std, dtype=torch.float32, device=device)
-    out = [_views_logits(model, normalize(x[i:i + batch_size].to(device), m, s), mode).float().cpu()
+    pre = Preprocess.for_batch(x, mean, std)
+    out = [_views_logits(model, pre.to_input(x[i:i + batch_size], device), mode).float().cpu()
            for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 0)

@@ -3,20 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..reporting.plotting import subplots  # figures of their own: pyplot's backend is left alone
+
 __all__ = ["plot_history", "plot_importance"]
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def plot_history(trials, path: str | Path, title: str = "") -> Path:
     """Each trial's objective (val_acc) by trial number, pruned trials at their last report, and the best so far."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     done = [(t.number, t.value) for t in trials if t.state.name == "COMPLETE"]
     pruned = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in trials
               if t.state.name == "PRUNED" and t.intermediate_values]
@@ -40,7 +34,6 @@ def plot_history(trials, path: str | Path, title: str = "") -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -53,13 +46,11 @@ def plot_importance(study, path: str | Path) -> Path | None:
         return None
     if not imp:
         return None
-    plt = _plt()
     names = list(imp)[::-1]  # most important at the top
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
+    fig, ax = subplots(figsize=(6, 0.4 * len(names) + 1.2))
     ax.barh(names, [imp[n] for n in names], color="C0")
     ax.set_xlabel("importance for validation accuracy (fANOVA, sums to 1)")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

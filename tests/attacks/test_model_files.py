@@ -16,8 +16,8 @@ import torch
 from conftest import assert_one_line_error, run_cli_subprocess
 from convclass.errors import ConvclassError
 
-META = {"arch": "crafted", "classes": ["a", "b", "c"], "img_size": 8, "channels": 3, "mean": [0.5] * 3,
-        "std": [0.25] * 3, "batch": "dynamic", "metrics": {}, "name": "crafted"}
+META = {"format": "convclass-export-v1", "arch": "crafted", "classes": ["a", "b", "c"], "img_size": 8, "channels": 3,
+        "mean": [0.5] * 3, "std": [0.25] * 3, "batch": "dynamic", "metrics": {}, "name": "crafted"}
 
 
 class _Payload(torch.nn.Module):
@@ -171,6 +171,9 @@ LIES = {  # name: (metadata changes, words the error must contain)
     "batch text": ({"batch": "lots"}, "batch"),
     "metrics text": ({"metrics": {"test_acc": "high"}}, "metrics"),
     "arch missing": ({"arch": None}, "arch"),
+    "format missing": ({"format": None}, "no format tag"),
+    "format newer": ({"format": "convclass-export-v2"}, "newer convclass"),
+    "format foreign": ({"format": "convclass-checkpoint-v1"}, "format tag"),
 }
 
 

@@ -229,3 +229,17 @@ def test_cli_resume_refuses_a_new_learning_rate(cli, trained_run):
     res = cli("train", "--resume", trained_run.run_dir, "--lr", "0.5")
     assert_one_line_error(res, "--lr (0.01 -> 0.5)", f"--weights {trained_run.run_dir}/best.pt")
 
+
+# --- --subset -------------------------------------------------------------------------------------------------
+
+def test_subset_larger_than_the_data_says_so(rgb_folder, tmp_path, recwarn):
+    """36 images: 6 held out for the test and 3 for validation leave 27 to train on."""
+    from convclass.data import prepare_data
+    data = prepare_data(str(rgb_folder), data_root=str(tmp_path), subset=1000)
+    assert len(data.train) == 27
+    assert [str(w.message) for w in recwarn if "--subset" in str(w.message)] == [
+        f"--subset 1000 is more than the 27 training images {rgb_folder} has (after holding out val and test); "
+        "training on all 27"]
+    recwarn.clear()
+    assert len(prepare_data(str(rgb_folder), data_root=str(tmp_path), subset=12).train) == 12
+    assert not [w for w in recwarn if "--subset" in str(w.message)]

@@ -160,6 +160,9 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
     if subset and subset < len(train):
         _, kept = stratified_split(train.labels, subset / len(train), seed + 2)
         train = train.subset(kept)
+    elif subset and subset > len(train) and verbose:  # asked for more than there is: say so, train on all
+        warnings.warn(f"--subset {subset} is more than the {len(train)} training images {data} has (after "
+                      f"holding out val and test); training on all {len(train)}", stacklevel=2)
     size, ch = _resolve_size_and_channels(spec, img_size, channels,
                                           default_size)
     cache_dir = Path(data_root).expanduser() / "decoded"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .checks import MAX_IMG_SIZE  # checkpoints and exports refuse larger: a run must be loadable after training
 from .config_check import check_value, did_you_mean, flag_name
 from .errors import ConvclassError
 from .safeio import Refused, read_regular
@@ -67,7 +68,7 @@ class TrainConfig:
                                  "path,label")
     data_root: str = option("~/.cache/convclass", "where built-in datasets are downloaded and decoded images cached",
                             metavar="DIR")
-    img_size: int | None = option(help="side in pixels of the square images the model sees", range=(4, 4096),
+    img_size: int | None = option(help="side in pixels of the square images the model sees", range=(4, MAX_IMG_SIZE),
                                   metavar="PIXELS", unset="the native size if every image has it, else the model's")
     channels: Literal[1, 3] | None = option(help="1 (grey) or 3 (RGB); grey images are repeated to RGB",
                                             unset="1 when every training image is grey, else 3")

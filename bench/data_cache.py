@@ -27,12 +27,12 @@ import sys, time, resource
 t0 = float(sys.argv[1])
 import torch
 t_torch = time.time() - t0
-import convclass.training.fit as fit
+import convclass.training.loop as loop
 def first_step(*a, **k):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"FIRST_STEP {time.time() - t0:.3f} {rss:.0f} {t_torch:.3f}", flush=True)
     raise SystemExit(0)
-fit.train_one_epoch = first_step
+loop.train_one_epoch = first_step
 from convclass.training import train
 train(data=sys.argv[2], data_root=sys.argv[3], recipe=sys.argv[4], runs_dir=sys.argv[5], device="cpu",
       quiet=True, report=False)

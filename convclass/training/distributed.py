@@ -4,16 +4,20 @@ Everything else in training stays single-process code: with WORLD_SIZE unset the
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistContext", "init_distributed", "shard", "all_reduce_sum", "param_checksums", "launch_torchrun",
-           "shutdown", "share_run_dir", "validate_sharded", "wrap_ddp"]
+__all__ = ["DistContext", "init_distributed", "shard", "all_reduce_sum", "param_checksums", "check_replicas",
+           "launch_torchrun", "shutdown", "share_run_dir", "validate_sharded", "wrap_ddp", "quiet_ddp_warnings"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,16 @@ def param_checksums(model: torch.nn.Module, ctx: DistContext, device: torch.devi
     return out.tolist()
 
 
+def check_replicas(model: torch.nn.Module, ctx: DistContext, device: torch.device, run_dir: Path, log) -> None:
+    """After a DDP run: every rank's sum |w| in ranks.json and one line saying whether the replicas agree."""
+    if not ctx.enabled:
+        return
+    sums = param_checksums(model, ctx, device)
+    if ctx.is_main:
+        (run_dir / "ranks.json").write_text(json.dumps({"world": ctx.world, "param_abs_sums": sums}))
+        log(f"DDP: replicas {'agree' if len(set(sums)) == 1 else 'DIFFER'} (sum |w| per rank: {sums})")
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -134,7 +148,6 @@ def share_run_dir(run_dir, ctx: DistContext):
     """Rank 0 chose the run folder; every rank learns its name."""
     if not ctx.enabled:
         return run_dir
-    from pathlib import Path
     box = [str(run_dir) if ctx.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return Path(box[0])
@@ -145,12 +158,21 @@ def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> 
     parameter set at construction)."""
     if not ctx.enabled:
         return model
-    import warnings
-
     from torch.nn.parallel import DistributedDataParallel as DDP
-    # Harmless for 1-channel convs (a size-1 dim's stride differs); it would print on every rank each epoch.
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+@contextlib.contextmanager
+def quiet_ddp_warnings(ctx: DistContext):
+    """While training under DDP, hide its stride warning: harmless for 1-channel convs (a size-1 dim's stride
+    differs), it would print on every rank each epoch. Scoped, so the caller's warning filters are left as
+    they were (a permanent filter would also hide it in the user's own DDP code)."""
+    if not ctx.enabled:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        yield
 
 
 @torch.no_grad()

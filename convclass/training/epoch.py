@@ -1,15 +1,15 @@
-"""One pass over the training split: seeded batches, batch augmentation, forward/backward, optimizer step."""
+"""One pass over the training split: seeded batches, batch augmentation, an optimizer step per batch, and the
+hooks' on_epoch_start, on_step_end and on_train_epoch_end."""
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
-from ..config import TrainConfig
-from ..data import PreparedData, mix_batch, normalize
+from ..data import mix_batch, normalize
 from ..data.loader import auto_workers, batch_stream
 from . import finetune
-from .distributed import DistContext, all_reduce_sum, shard
-from .step import forward_backward
+from .core import Hook, TrainState, call
+from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
+from .step import optimizer_step
 
 __all__ = ["batches_per_epoch", "epoch_seed", "train_one_epoch"]
 
@@ -33,54 +33,40 @@ def _batches(n: int, batch_size: int, gen: torch.Generator, weights: torch.Tenso
     return list(order.split(batch_size))[:batches_per_epoch(n, batch_size)]
 
 
-def train_one_epoch(model, data: PreparedData, opt, scheduler, when: str, cfg: TrainConfig, epoch: int,
-                    device: torch.device, augment, class_weights, sample_weights, scaler, progress,
-                    ctx: DistContext = DistContext(), heartbeat=None, lookahead=None) -> dict:
+def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
     takes its 1/world share of each, so the global batch is the same whatever the process count."""
-    model = finetune.training_view(model, data, cfg)  # train mode; frozen parts stay in eval
-    gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-    torch.manual_seed(epoch_seed(cfg.seed, epoch) + 1 + ctx.rank)
+    cfg, data, device, ctx = state.cfg, state.data, state.device, state.ctx
+    finetune.set_stage(state.model, cfg, state.epoch, state.log)
+    net = finetune.training_view(wrap_ddp(state.model, ctx, device), data, cfg)  # frozen parts stay in eval
+    gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))
+    torch.manual_seed(epoch_seed(cfg.seed, state.epoch) + 1 + ctx.rank)
     mean = torch.tensor(data.mean, device=device)
     std = torch.tensor(data.std, device=device)
     x_all, y_all = data.train.x, data.train.y
-    batches = _batches(len(y_all), cfg.batch_size, gen, sample_weights)
-    k = len(data.classes)
-    use_amp = cfg.amp and device.type == "cuda"
+    mine = [shard(idx, ctx) for idx in _batches(len(y_all), cfg.batch_size, gen, state.sample_weights)]
+    images = batch_stream(x_all, mine, state.augment, state.epoch, auto_workers(state.augment, cfg.workers))
     memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     total_loss, correct, seen = 0.0, 0, 0
-    mine = [shard(idx, ctx) for idx in batches]
-    images = batch_stream(x_all, mine, augment, epoch, auto_workers(augment, cfg.workers))
-    bar = progress(mine, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-    for step, (idx, xb) in enumerate(zip(bar, images)):
-        yb = y_all[idx].to(device, non_blocking=True)
-        xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
-        soft = None
-        if cfg.mixup > 0 or cfg.cutmix > 0:
-            xb, soft = mix_batch(xb, yb, k, cfg.mixup, cfg.cutmix)
-        opt.zero_grad(set_to_none=True)
-        loss, logits = forward_backward(model, xb, soft if soft is not None else yb, micro_batch=cfg.micro_batch,
-                                        scaler=scaler, class_weights=class_weights,
-                                        label_smoothing=cfg.label_smoothing, use_amp=use_amp,
-                                        where=f"epoch {epoch + 1}, step {step + 1}")
-        if cfg.grad_clip:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        if scheduler is not None and when == "batch":
-            scheduler.step()
-        if lookahead is not None:
-            lookahead.after_step(epoch * len(batches) + step + 1)
-        n = len(yb)
-        total_loss += loss.item() * n
-        correct += int((logits.argmax(1) == yb).sum())
-        seen += n
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
-        if heartbeat is not None:
-            heartbeat(epoch, step + 1)
-    if lookahead is not None and epoch + 1 == cfg.epochs:
-        lookahead.finish()
+    state.batch = 0
+    call(hooks, "on_epoch_start", state)
+    with quiet_ddp_warnings(ctx):
+        for idx, xb in zip(mine, images):
+            yb = y_all[idx].to(device, non_blocking=True)
+            xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
+            soft = None
+            if cfg.mixup > 0 or cfg.cutmix > 0:
+                xb, soft = mix_batch(xb, yb, len(data.classes), cfg.mixup, cfg.cutmix)
+            loss, logits = optimizer_step(state, net, xb, soft if soft is not None else yb)
+            n = len(yb)
+            state.loss = loss.item()
+            total_loss += state.loss * n
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += n
+            state.running_loss, state.running_acc = total_loss / seen, correct / seen
+            state.step += 1
+            state.batch += 1
+            call(hooks, "on_step_end", state)
+    call(hooks, "on_train_epoch_end", state)
     total_loss, correct, seen = all_reduce_sum([total_loss, float(correct), float(seen)], ctx, device)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1)}

@@ -1,17 +1,12 @@
-"""Run folders: auto-numbered, never overwritten, with a per-epoch metrics.csv."""
+"""Run folders: auto-numbered, never overwritten; whether a run is complete; removing one that saved nothing."""
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
-__all__ = ["new_run_dir", "write_metrics_csv", "METRIC_COLUMNS", "heartbeat_writer", "report_lost_steps", "finished",
-           "saved_test_metrics", "discard_unsaved"]
-
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+__all__ = ["new_run_dir", "finished", "saved_test_metrics", "discard_unsaved"]
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -27,41 +22,6 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"no free run folder name under {root}")
-
-
-def write_metrics_csv(history: list[dict], path: str | Path) -> None:
-    """Rewritten whole from the history each epoch, so a resumed run never holds duplicate rows."""
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def heartbeat_writer(run_dir: Path, every_s: float = 0.2):
-    """Rank 0 notes how far the current epoch got, so a restart can say how many steps it redoes."""
-    last = [0.0]
-
-    def beat(epoch: int, step: int) -> None:
-        now = time.monotonic()
-        if step == 1 or now - last[0] >= every_s:  # a tiny file, throttled: negligible next to a step
-            last[0] = now
-            tmp = run_dir / ".progress.json.tmp"
-            tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
-            tmp.replace(run_dir / "progress.json")
-    return beat
-
-
-def report_lost_steps(run_dir: Path, start_epoch: int, log) -> None:
-    try:
-        prog = json.loads((run_dir / "progress.json").read_text())
-    except (OSError, ValueError):
-        return
-    lost = prog["step"] if prog.get("epoch") == start_epoch else 0
-    log(f"restarted from the checkpoint of epoch {start_epoch}: {lost} step(s) of epoch {start_epoch + 1} "
-        "were lost and are redone")
-    with open(run_dir / "restarts.jsonl", "a") as f:
-        f.write(json.dumps({"resumed_at_epoch": start_epoch + 1, "lost_steps": lost, "time": time.time()}) + "\n")
 
 
 def finished(run_dir: Path, ckpt: dict, cfg) -> str | None:

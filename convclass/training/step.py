@@ -1,12 +1,18 @@
-"""One optimizer step's forward and backward, optionally in micro-batches (gradient accumulation)."""
+"""One optimizer step: forward and backward, optionally in micro-batches (gradient accumulation), gradient
+clipping, the (AMP-scaled) update and a per-batch schedule step."""
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Diverged", "chunk_bounds", "forward_backward"]
+if TYPE_CHECKING:
+    from .core import TrainState
+
+__all__ = ["Diverged", "chunk_bounds", "forward_backward", "optimizer_step"]
 
 
 class Diverged(Exception):
@@ -47,3 +53,22 @@ def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_bat
         loss = loss + part.detach() * share
         logits.append(out.detach())
     return loss, (torch.cat(logits) if len(logits) > 1 else logits[0])
+
+
+def optimizer_step(state: TrainState, net: nn.Module, xb: torch.Tensor, target: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update of state.model (through `net`, its training view) on a normalised batch; (loss, logits)."""
+    cfg, opt, scaler = state.cfg, state.optimizer, state.scaler
+    opt.zero_grad(set_to_none=True)
+    loss, logits = forward_backward(net, xb, target, micro_batch=cfg.micro_batch, scaler=scaler,
+                                    class_weights=state.class_weights, label_smoothing=cfg.label_smoothing,
+                                    use_amp=cfg.amp and state.device.type == "cuda",
+                                    where=f"epoch {state.epoch + 1}, step {state.batch + 1}")
+    if cfg.grad_clip:
+        scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    if state.when == "batch":
+        state.scheduler.step()
+    return loss, logits

@@ -112,11 +112,11 @@ def test_an_absurd_learning_rate_is_one_line_and_leaves_no_run_folder(tmp_path, 
 
 
 def test_a_run_failing_before_its_first_checkpoint_leaves_no_run_folder(tmp_path, cli, monkeypatch):
-    import convclass.training.fit as fit
+    import convclass.training.loop as loop
 
     def fail(*a, **k):
         raise ConvclassError("the first epoch failed")
-    monkeypatch.setattr(fit, "train_one_epoch", fail)
+    monkeypatch.setattr(loop, "train_one_epoch", fail)
     assert_one_line_error(cli(*_train(tmp_path, "--model", "shallow", "--epochs", "1")), "first epoch failed")
     assert _left_in(tmp_path / "runs") == []
 

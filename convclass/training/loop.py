@@ -1,0 +1,59 @@
+"""The loop: epochs of training (epoch.py), each followed by validation and the hooks (core.py)."""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..data import PreparedData
+from . import finetune
+from .core import Hook, TrainState, call
+from .distributed import DistContext, validate_sharded
+from .epoch import train_one_epoch
+from .tta import tta_logits
+
+__all__ = ["fit", "validate"]
+
+
+def fit(state: TrainState, hooks: list[Hook]) -> list[dict]:
+    """Train from state.epoch to cfg.epochs, or until a hook sets state.stop; returns the history."""
+    state.hooks = hooks
+    try:
+        call(hooks, "on_fit_start", state)
+        while state.epoch < state.cfg.epochs and not state.stop:
+            t0 = time.perf_counter()
+            train = train_one_epoch(state, hooks)
+            val, _ = validate(state.eval_model, state.data.val, state.data, state.device, state.eval_batch_size,
+                              state.ctx)
+            lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            if state.when == "epoch":
+                state.scheduler.step()
+            elif state.when == "plateau":
+                state.scheduler.step(val["acc"])
+            row = {"epoch": state.epoch + 1, **train, "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr,
+                   "seconds": time.perf_counter() - t0}
+            state.history.append(row)
+            state.improved = val["acc"] > state.best_val
+            state.best_val, state.bad_epochs = ((val["acc"], 0) if state.improved
+                                                else (state.best_val, state.bad_epochs + 1))
+            call(hooks, "on_epoch_end", state, row)
+            state.epoch += 1
+    finally:
+        call(hooks, "on_fit_end", state)
+    return state.history
+
+
+@torch.no_grad()
+def validate(model, split, data: PreparedData, device, batch_size: int,
+             ctx: DistContext = DistContext(), tta: str = "none") -> tuple[dict, torch.Tensor]:
+    """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
+    world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share."""
+    if ctx.enabled:
+        return validate_sharded(finetune.input_view(model, data), split, data.mean, data.std, device, batch_size, ctx)
+    logits = tta_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size, tta)
+    if len(split) == 0:
+        return {"loss": float("nan"), "acc": float("nan")}, logits
+    loss = F.cross_entropy(logits, split.y).item()
+    acc = (logits.argmax(1) == split.y).float().mean().item()
+    return {"loss": loss, "acc": acc}, logits.softmax(1)

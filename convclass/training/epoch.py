@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..data import mix_batch, normalize
-from ..data.loader import auto_workers, batch_stream
+from ..data import batch_stream, mix_batch, normalize
+from ..data.loader import auto_workers
 from . import finetune
 from .core import Hook, TrainState, call
 from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
@@ -39,13 +39,17 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     cfg, data, device, ctx = state.cfg, state.data, state.device, state.ctx
     finetune.set_stage(state.model, cfg, state.epoch, state.log)
     net = finetune.training_view(wrap_ddp(state.model, ctx, device), data, cfg)  # frozen parts stay in eval
-    gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))
+    order = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))
+    # Augmentation, mixup/cutmix and dropout draw from one stream, seeded per epoch and rank: on the CPU, the numbers
+    # of the code before augmentations took a generator. TODO: a generator of their own, once results may change
+    # (dropout draws from the global stream, so a split changes every augmented run of a model with dropout).
     torch.manual_seed(epoch_seed(cfg.seed, state.epoch) + 1 + ctx.rank)
+    rng = torch.default_generator
     mean = torch.tensor(data.mean, device=device)
     std = torch.tensor(data.std, device=device)
     x_all, y_all = data.train.x, data.train.y
-    mine = [shard(idx, ctx) for idx in _batches(len(y_all), cfg.batch_size, gen, state.sample_weights)]
-    images = batch_stream(x_all, mine, state.augment, state.epoch, auto_workers(state.augment, cfg.workers))
+    mine = [shard(idx, ctx) for idx in _batches(len(y_all), cfg.batch_size, order, state.sample_weights)]
+    images = batch_stream(x_all, mine, state.augment, state.epoch, auto_workers(state.augment, cfg.workers), rng)
     memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     total_loss, correct, seen = 0.0, 0, 0
     state.batch = 0
@@ -56,7 +60,7 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
             xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
             soft = None
             if cfg.mixup > 0 or cfg.cutmix > 0:
-                xb, soft = mix_batch(xb, yb, len(data.classes), cfg.mixup, cfg.cutmix)
+                xb, soft = mix_batch(xb, yb, len(data.classes), cfg.mixup, cfg.cutmix, rng)
             loss, logits = optimizer_step(state, net, xb, soft if soft is not None else yb)
             n = len(yb)
             state.loss = loss.item()

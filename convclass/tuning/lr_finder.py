@@ -1,7 +1,8 @@
 """The learning-rate range test (Smith 2017, "Cyclical learning rates"; fastai's `lr_find`).
 
 Train a throw-away copy of the model for a few hundred mini-batches while the learning rate grows
-exponentially from `start_lr` to `end_lr`; record the smoothed loss; stop once it explodes. A good learning
+exponentially from `start_lr` to `end_lr`; record the smoothed loss; stop once it explodes. The steps are the
+training loop's own (training/epoch.py), driven by the LRFinder hook (training/hooks/lr_finder.py). A good learning
 rate sits where the loss falls fastest ("steepest") or a little way into the longest downhill stretch
 ("valley", fastai's default, less fooled by noise).
 """
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..errors import ConvclassError
@@ -97,64 +97,43 @@ def suggest_valley(lrs: list[float], losses: list[float]) -> float:
 def lr_range_test(model: nn.Module, data, cfg: TrainConfig, device: torch.device, *, start_lr: float = 1e-7,
                   end_lr: float = 10.0, num_iter: int = 200, smooth: float = 0.9, diverge: float = 4.0,
                   method: str = "valley") -> LRFindResult:
-    """Run the range test on a copy of `model` (the original is untouched) with cfg's optimizer and loss."""
-    from ..data import build_augment, normalize
-    from ..training.optim import build_optimizer
+    """Run the range test on a copy of `model` (the original is untouched): the training loop's own steps with
+    cfg's optimizer (all its parameter groups), loss, augmentation, mixup and micro-batches, the learning rate
+    set by the LRFinder hook."""
+    from ..training.core import StopFit
+    from ..training.epoch import train_one_epoch
+    from ..training.hooks.lr_finder import LRFinder
+    from ..training.setup import build_state
+    from ..training.step import Diverged
     if method not in METHODS:
         raise ConvclassError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     if not (0 < start_lr < end_lr):
         raise ConvclassError(f"need 0 < --start-lr < --end-lr, got {start_lr:g} and {end_lr:g}")
     if num_iter < 10:
         raise ConvclassError(f"--num-iter {num_iter} is too few steps to read a curve from; use 100 or more")
-    model = copy.deepcopy(model).to(device).train()
-    opt = build_optimizer(model, cfg.optimizer, start_lr, cfg.weight_decay, cfg.momentum)
-    augment = build_augment(cfg.augment, data.img_size, data.channels)
-    mean, std = torch.tensor(data.mean, device=device), torch.tensor(data.std, device=device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    n = len(data.train)
-    bs = min(cfg.batch_size, n)
-    ratio = (end_lr / start_lr) ** (1 / (num_iter - 1))  # per-step growth factor
-    lrs, raw = [], []
-    avg, best, stopped = 0.0, math.inf, False
-    order = torch.randperm(n, generator=gen)
-    pos = 0
-    for step in range(num_iter):
-        if pos + bs > n:  # small data sets are cycled through, reshuffled each pass
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos:pos + bs]
-        pos += bs
-        lr = start_lr * ratio ** step
-        for g in opt.param_groups:
-            g["lr"] = lr
-        xb = data.train.x[idx]
-        if augment is not None:
-            xb = augment(xb)
-        xb = normalize(xb.to(device), mean, std)
-        loss = F.cross_entropy(model(xb).float(), data.train.y[idx].to(device),
-                               label_smoothing=cfg.label_smoothing)
-        value = loss.item()
-        if not math.isfinite(value):
-            stopped = True
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        # The stop test needs a causal average: the loss is "exploding" once the EMA is 4x its best.
-        avg = smooth * avg + (1 - smooth) * value
-        smoothed = avg / (1 - smooth ** (step + 1))  # bias correction: the EMA starts at 0
-        lrs.append(lr)
-        raw.append(value)
-        best = min(best, smoothed)
-        if step > 10 and smoothed > diverge * best:
-            stopped = True
-            break
+    lr = cfg.lr if isinstance(cfg.lr, (int, float)) and cfg.lr > 0 else 1e-3  # sets the groups' ratios only
+    cfg = cfg.update(lr=lr, schedule="none")  # the finder sets every rate
+    state = build_state(cfg, data, copy.deepcopy(model).to(device), {}, device, log=lambda msg: None)
+    finder = LRFinder(start_lr, end_lr, num_iter, smooth=smooth, diverge=diverge)
+    state.hooks = [finder]
+    finder.on_fit_start(state)
+    try:
+        while True:  # small data sets are cycled through, each pass an epoch with its own order
+            train_one_epoch(state, state.hooks)
+            state.epoch += 1
+    except StopFit:
+        pass
+    except Diverged:  # the loss became inf or nan: as exploded as it gets
+        finder.stopped = True
+    lrs, raw = finder.lrs, finder.losses
     if len(raw) < 10:
         raise ConvclassError(f"the loss exploded after {len(raw)} steps, before the range test could read a "
                              f"curve; lower --start-lr (now {start_lr:g})")
     losses = centred_average(raw, max(2, num_iter // 40))
     steep, valley = suggest_steepest(lrs, losses), suggest_valley(lrs, losses)
     return LRFindResult(lrs=lrs, losses=losses, raw_losses=raw, steepest=steep, valley=valley,
-                        suggestion=valley if method == "valley" else steep, method=method, stopped_early=stopped)
+                        suggestion=valley if method == "valley" else steep, method=method,
+                        stopped_early=finder.stopped)
 
 
 def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "") -> Path:
@@ -184,26 +163,16 @@ def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "") -> Path:
 
 def lr_find(config: TrainConfig | None = None, *, plot: str | Path | None = None, start_lr: float = 1e-7,
             end_lr: float = 10.0, num_iter: int = 200, method: str = "valley", **overrides) -> LRFindResult:
-    """The Python API behind `convclass lr-find`: prepare cfg's data and model, run the range test, plot it.
+    """The Python API behind `convclass lr-find`: cfg's data and starting model, set up as `train` would (recipe,
+    pretrained weights and their input plan, channels_last), the range test, and its plot.
 
     `plot`: PNG path; default <runs_dir>/lr-find-<data>-<model>.png.
     """
-    from ..data import prepare_data
-    from ..inference import resolve_device
-    from ..models import create_model, model_entry
-    cfg = (config or TrainConfig()).update(**overrides)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    entry = model_entry(cfg.model)
-    data = prepare_data(cfg.data, data_root=cfg.data_root, img_size=cfg.img_size, channels=cfg.channels,
-                        val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset, seed=cfg.seed,
-                        default_size=entry.default_img_size, verbose=not cfg.quiet)
-    # TODO: --pretrained / --weights starting points (training/finetune.py) are not applied here yet, so the
-    # range test of a fine-tuning run scans a freshly initialised model of the same architecture.
-    model = create_model(cfg.model, num_classes=len(data.classes), in_chans=data.channels, img_size=data.img_size,
-                         **cfg.model_args)
+    from ..training.setup import build_model, load_data, resolve_config, start_process
+    cfg = resolve_config(config, overrides)
+    _, device, log = start_process(cfg)
+    data = load_data(cfg, log)
+    model, _ = build_model(cfg, data, device, log)
     res = lr_range_test(model, data, cfg, device, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                         method=method)
     if plot is None:

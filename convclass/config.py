@@ -128,6 +128,9 @@ class TrainConfig:
                                     range=(0, 1), metavar="EPS")
     lookahead: bool = option(False, "airbench's lookahead: every 5 steps pull the weights toward a slow average "
                                     "that tightens as training ends (--no-lookahead turns a recipe's off)")
+    ema: float | None = option(help="validate and keep (best.pt) an exponential moving average of the weights, "
+                                    "updated every step with this decay (warm-up: min(DECAY, (1+t)/(10+t)) at step "
+                                    "t), e.g. 0.999", range=(0, 1), exclusive="hi", metavar="DECAY", unset="off")
     grad_clip: float | None = option(help="clip the global gradient norm to this", range=(0, None), metavar="NORM",
                                      unset="no clipping")
     augment: Augment = option("none", "training augmentation: none, flip-crop or alt-flip-translate (batch tensor "

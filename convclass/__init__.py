@@ -16,8 +16,8 @@ __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_
 
 # Imports are lazy so `import convclass` is fast and does no work (no torch import until needed).
 _LAZY = {
-    "train": ("convclass.training", "train"),
-    "evaluate": ("convclass.evaluation", "evaluate"),
+    "train": ("convclass.pipeline", "train_and_report"),
+    "evaluate": ("convclass.pipeline", "evaluate_and_report"),
     "predict": ("convclass.inference", "predict"),
     "load_model": ("convclass.inference", "load_model"),
     "list_models": ("convclass.models", "list_models"),
@@ -28,7 +28,7 @@ _LAZY = {
     "inspect_data": ("convclass.inspection", "inspect_data"),
     "build_report": ("convclass.reporting", "build_report"),
     "explain_images": ("convclass.interpret", "explain_images"),
-    "cross_validate": ("convclass.evaluation.crossval", "cross_validate"),
+    "cross_validate": ("convclass.pipeline", "cross_validate"),
     "compare_runs": ("convclass.reporting.compare", "compare_runs"),
     "lr_find": ("convclass.tuning", "lr_find"),
     "tune": ("convclass.tuning", "tune"),

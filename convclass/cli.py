@@ -33,7 +33,9 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _one_line_warnings
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: `train --nproc` hands the same flags to its workers
     try:
         return args.fn(args)
     except ConvclassError as e:

@@ -13,7 +13,7 @@ from conftest import assert_one_line_error
 
 
 def test_fold_indices_partition_and_stratify():
-    from convclass.evaluation.crossval import fold_indices
+    from convclass.pipeline.crossval import fold_indices
     y = np.repeat(np.arange(3), [50, 20, 7])
     folds = fold_indices(y, 5, seed=0)
     allidx = np.concatenate(folds)

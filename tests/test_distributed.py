@@ -90,6 +90,17 @@ def test_port_taken_after_the_check_fails_fast(monkeypatch, capfd):
     assert "already in use" in capfd.readouterr().err
 
 
+@pytest.mark.timeout(60)
+def test_launcher_hands_workers_the_flags_main_was_given(cli, monkeypatch):
+    """`train --nproc` passes the flags given to main(argv), less its own, to the workers. It read sys.argv: called
+    as a library (here under pytest) it failed, or would have launched someone else's arguments."""
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    res = cli("train", "--data", "digits", "--nproc", "2", "--nnodes=2", "--epochs", "1", "--max-restarts", "1")
+    assert res.rc == 0, res
+    assert calls[0][calls[0].index("convclass") + 1:] == ["train", "--data", "digits", "--epochs", "1"]
+
+
 def test_ranks_end_with_identical_weights(runs):
     two, _ = runs
     ranks = json.loads((two / "ranks.json").read_text())

@@ -11,7 +11,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import precision_recall_fscore_support, top_k_accuracy_score
 
 from convclass.checkpoint import load_checkpoint
-from convclass.evaluation import classification_metrics
+from convclass.metrics import classification_metrics
 from convclass.inference import predict
 from synth import truncated_jpeg
 

@@ -129,7 +129,7 @@ def test_figures_leave_matplotlibs_backend_and_figure_list_alone(tmp_path):
         from convclass.evaluation.plots import plot_confusion_matrix
         from convclass.interpret.draw import plot_overlay
         from convclass.reporting.figures import plot_confusion
-        from convclass.reporting.grids import plot_mosaic
+        from convclass.plotting import plot_mosaic
         from convclass.tuning.plots import plot_history
         out = Path({str(tmp_path)!r})
         cm = [[3, 1], [0, 4]]

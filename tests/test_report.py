@@ -98,7 +98,7 @@ def test_report_renders_in_headless_chromium(digits_run, tmp_path):
 
 
 def test_ece_known_values():
-    from convclass.evaluation.calibration import calibration_bins, expected_calibration_error
+    from convclass.metrics import calibration_bins, expected_calibration_error
     # always 90 % confident, right 90 % of the time: perfectly calibrated
     y = np.array([0] * 9 + [1])
     probs = np.tile([0.9, 0.1], (10, 1))
@@ -112,7 +112,7 @@ def test_ece_known_values():
 
 
 def test_most_confused_pairs():
-    from convclass.evaluation.confusion import most_confused_pairs
+    from convclass.metrics import most_confused_pairs
     cm = [[5, 3, 0], [1, 6, 0], [0, 4, 2]]
     pairs = most_confused_pairs(cm, ["a", "b", "c"], top=2)
     assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [("c", "b", 4), ("a", "b", 3)]
@@ -122,7 +122,7 @@ def test_most_confused_pairs():
 def test_figures_stay_readable_with_120_classes(tmp_path):
     """120 classes: the matrix grows to fit a label per class (~0.14 inch each) and stays a sane size."""
     from convclass.reporting.figures import plot_confusion, plot_per_class
-    from convclass.reporting.plotting import short
+    from convclass.plotting import short
     k = 120
     rng = np.random.default_rng(0)
     cm = rng.poisson(0.3, (k, k))

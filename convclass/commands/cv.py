@@ -10,6 +10,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation.crossval import cross_validate, format_cv
+    from ..pipeline import cross_validate, format_cv
     print(format_cv(cross_validate(config_from_args(args), folds=args.folds)))
     return 0

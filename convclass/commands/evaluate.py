@@ -14,8 +14,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import evaluate, format_report
-    m = evaluate(args.run, data=args.data, split=args.split, output=args.output, device=args.device,
+    from ..evaluation import format_report
+    from ..pipeline import evaluate_and_report
+    m = evaluate_and_report(args.run, data=args.data, split=args.split, output=args.output, device=args.device,
                  batch_size=args.batch_size, data_root=args.data_root)
     print(format_report(m))
     print(f"written to {m['output_dir']}/ (metrics.json, per_class.csv, confusion_matrix.csv/.png)")

@@ -1,5 +1,7 @@
-"""Evaluation: pure metric functions, the evaluate() entry point and the figures drawn from its results."""
-from .evaluate import evaluate, format_report
-from .metrics import classification_metrics, confusion_matrix, topk_accuracy
+"""Evaluation: a checkpoint scored on a split, its metric files and confusion-matrix figures.
 
-__all__ = ["classification_metrics", "confusion_matrix", "evaluate", "format_report", "topk_accuracy"]
+The metric functions themselves are in convclass.metrics; the report of an evaluation is drawn by the pipeline.
+"""
+from .evaluate import Scored, evaluate, format_report, score_checkpoint
+
+__all__ = ["Scored", "evaluate", "format_report", "score_checkpoint"]

@@ -1,21 +1,22 @@
-"""`convclass evaluate`: a checkpoint on a split, with only the checkpoint's own preprocessing."""
+"""A checkpoint scored on a split, with only the checkpoint's own preprocessing: metrics and their files."""
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..checkpoint import resolve_checkpoint
-from ..data import prepare_data
+from ..data import PreparedData, TensorSplit, prepare_data
 from ..errors import ConvclassError
 from ..inference import load_model
-from .metrics import classification_metrics
+from ..metrics import classification_metrics
 from .plots import plot_confusion_matrix
 
-__all__ = ["evaluate", "format_report"]
+__all__ = ["Scored", "evaluate", "format_report", "score_checkpoint"]
 
 
 def _remap_labels(ds_classes: list[str], model_classes: list[str]) -> np.ndarray:
@@ -27,9 +28,22 @@ def _remap_labels(ds_classes: list[str], model_classes: list[str]) -> np.ndarray
     return np.asarray([index[c] for c in ds_classes], dtype=np.int64)
 
 
-def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
-             device: str = "auto", batch_size: int = 256, data_root: str | None = None) -> dict:
-    """Metrics dict for `split` of `data` (default: the data and split settings the model was trained with)."""
+@dataclass
+class Scored:
+    """A checkpoint's predictions on one split, with the metrics and the folder its files went to."""
+    metrics: dict
+    y: np.ndarray  # (N,) labels in the model's class order
+    probs: np.ndarray  # (N, K) class probabilities
+    split: TensorSplit
+    data: PreparedData
+    output_dir: Path
+
+
+def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
+                     output: str | Path | None = None, device: str = "auto", batch_size: int = 256,
+                     data_root: str | None = None) -> Scored:
+    """Score `split` of `data` (default: the data and split settings the model was trained with) and write
+    metrics.json, per_class.csv, confusion_matrix.csv and the confusion-matrix PNGs into `output`."""
     ckpt_path = resolve_checkpoint(run_or_ckpt)
     lm = load_model(ckpt_path, device)
     cfg = (lm.config or {}) if data is None else {}
@@ -61,14 +75,15 @@ def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "tes
             w.writerow([c] + row)
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix.png")
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix_norm.png", normalize=True)
-    # the same figures and report.html as a training run, for this split (reporting/ reads only these files)
-    from ..inspection.summary import data_summary
-    from ..reporting import build_report, save_predictions
-    (out / "data_summary.json").write_text(json.dumps(data_summary(pd), indent=1))
-    save_predictions(out, y, probs, lm.classes, s.paths, split=split)
-    m["report"] = str(build_report(out, images=s.x))
     m["output_dir"] = str(out)
-    return m
+    return Scored(metrics=m, y=y, probs=probs, split=s, data=pd, output_dir=out)
+
+
+def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
+             device: str = "auto", batch_size: int = 256, data_root: str | None = None) -> dict:
+    """Metrics dict for `split` of `data`, with its files written (see score_checkpoint); no report.html (that
+    is convclass.evaluate, in the pipeline)."""
+    return score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root).metrics
 
 
 def format_report(m: dict, max_classes: int = 50) -> str:

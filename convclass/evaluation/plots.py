@@ -5,12 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import subplots  # a figure of its own: pyplot's backend is left alone
+
 __all__ = ["plot_confusion_matrix"]
 
 
 def plot_confusion_matrix(cm, classes: list[str], path: str | Path, normalize: bool = False,
                           title: str | None = None) -> Path:
-    from ..reporting.plotting import subplots  # a figure of its own: pyplot's backend is left alone
     cm = np.asarray(cm, dtype=np.float64)
     k = len(classes)
     if normalize:

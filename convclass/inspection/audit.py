@@ -7,10 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from ..data import find_data, stratified_split
+from ..data.summary import class_counts, imbalance_ratio
 from .duplicates import count_pairs, find_duplicates
 from .figures import plot_class_counts, plot_samples, plot_sizes
 from .scan import scan_split
-from .summary import class_counts, imbalance_ratio
 
 __all__ = ["inspect_data", "format_inspection"]
 

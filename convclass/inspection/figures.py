@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting.grids import plot_mosaic
-from ..reporting.plotting import label_step, save, short, subplots
+from ..plotting import label_step, plot_mosaic, save, short, subplots
 
 __all__ = ["plot_class_counts", "plot_sizes", "plot_samples"]
 

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting.grids import to_hwc
-from ..reporting.plotting import save, subplots
+from ..plotting import save, subplots, to_hwc
 
 __all__ = ["overlay", "plot_overlay", "plot_channels", "plot_filters"]
 

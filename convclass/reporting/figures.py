@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plotting import label_step, save, short, subplots
+from ..plotting import label_step, save, short, subplots
 
 __all__ = ["plot_curves", "plot_confusion", "plot_per_class", "plot_prediction_histogram", "plot_reliability",
            "plot_compare_curves"]

@@ -7,9 +7,20 @@ import json
 from pathlib import Path
 
 from ..config import read_yaml
-from .run_report import FIGURES
 
-__all__ = ["write_html", "img_tag"]
+__all__ = ["write_html", "img_tag", "FIGURES"]
+
+# file name -> heading, in report order
+FIGURES = {
+    "curves.png": "training curves",
+    "confusion_counts.png": "confusion matrix (counts)",
+    "confusion_normalized.png": "confusion matrix (row-normalised)",
+    "per_class.png": "per-class precision / recall / F1",
+    "pred_hist.png": "predicted vs true class counts",
+    "reliability.png": "reliability diagram",
+    "confident_correct.png": "most confident correct predictions",
+    "confident_wrong.png": "most confident wrong predictions",
+}
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}

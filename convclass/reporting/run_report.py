@@ -12,24 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.calibration import calibration_bins, expected_calibration_error
-from ..evaluation.confusion import most_confused_pairs
-from ..evaluation.metrics import classification_metrics
 from ..errors import ConvclassError
+from ..metrics import calibration_bins, classification_metrics, expected_calibration_error, most_confused_pairs
+from .html import FIGURES, write_html
 
 __all__ = ["save_predictions", "load_predictions", "draw_figures", "build_report", "read_history", "FIGURES"]
-
-# file name -> heading, in report order
-FIGURES = {
-    "curves.png": "training curves",
-    "confusion_counts.png": "confusion matrix (counts)",
-    "confusion_normalized.png": "confusion matrix (row-normalised)",
-    "per_class.png": "per-class precision / recall / F1",
-    "pred_hist.png": "predicted vs true class counts",
-    "reliability.png": "reliability diagram",
-    "confident_correct.png": "most confident correct predictions",
-    "confident_wrong.png": "most confident wrong predictions",
-}
 
 
 def save_predictions(folder: str | Path, y_true, probs, classes: list[str], paths: list[str] | None = None,
@@ -129,7 +116,6 @@ def draw_figures(folder: str | Path, images=None) -> dict:
 
 def build_report(run_dir: str | Path, images=None) -> Path:
     """Draw the figures and write report.html in a run (or eval-<split>) folder; returns the report's path."""
-    from .html import write_html
     folder = Path(run_dir)
     if not folder.is_dir():
         raise ConvclassError(f"{folder} is not a folder; pass a run folder such as runs/digits-cnn3")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..reporting.plotting import subplots  # figures of their own: pyplot's backend is left alone
+from ..plotting import subplots  # figures of their own: pyplot's backend is left alone
 
 __all__ = ["plot_history", "plot_importance"]
 

@@ -16,7 +16,11 @@ import torch
 from ..config import TrainConfig
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
 from ..errors import ConvclassError
-from .calibration import expected_calibration_error
+from ..metrics import expected_calibration_error
+from ..models import model_entry
+from ..reporting import load_predictions
+from ..training import finetune, train
+from ..training.runs import new_run_dir
 
 __all__ = ["cross_validate", "format_cv", "CV_METRICS"]
 
@@ -57,11 +61,6 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
     std is the sample standard deviation over folds (ddof=1). Fold runs skip their report.html (a fold's figures
     are rarely read; `convclass report <cv folder>/fold<i>` draws them later).
     """
-    from ..models import model_entry
-    from ..training import train
-    from ..training import finetune
-    from ..training.runs import new_run_dir
-
     cfg = (config or TrainConfig()).update(**overrides)
     if folds < 2:
         raise ConvclassError(f"--folds must be at least 2, not {folds}")
@@ -90,7 +89,6 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
               flush=True)
         res = train(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
         m = res.test_metrics
-        from ..reporting import load_predictions
         pred = load_predictions(res.run_dir)
         row = {"fold": i + 1, **{k: m[k] for k in CV_METRICS if k in m},
                "ece": expected_calibration_error(pred["y_true"], pred["probs"]),

@@ -1,0 +1,25 @@
+"""evaluate → report: a checkpoint scored on a split, then the same figures and report.html as a training run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..data.summary import data_summary
+from ..evaluation import score_checkpoint
+from ..reporting import build_report, save_predictions
+
+__all__ = ["evaluate_and_report"]
+
+
+def evaluate_and_report(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
+                        output: str | Path | None = None, device: str = "auto", batch_size: int = 256,
+                        data_root: str | None = None) -> dict:
+    """Metrics dict for `split` of `data` (default: the data and split settings the model was trained with);
+    the Python API behind `convclass evaluate`. Writes into `output` (default RUN/eval-SPLIT) the metric files,
+    data_summary.json, predictions.npz and report.html; m["report"] is the report's path."""
+    s = score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root)
+    # reporting/ reads only these files, so the report of a split looks like the report of a training run
+    (s.output_dir / "data_summary.json").write_text(json.dumps(data_summary(s.data), indent=1))
+    save_predictions(s.output_dir, s.y, s.probs, s.metrics["classes"], s.split.paths, split=split)
+    s.metrics["report"] = str(build_report(s.output_dir, images=s.split.x))
+    return s.metrics

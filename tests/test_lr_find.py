@@ -173,3 +173,20 @@ def test_lr_find_with_a_recipe_and_its_augmentation(tmp_path, capsys):
                str(tmp_path / "cache"), "--threads", "1", "--quiet"])
     assert rc == 0
     assert "suggested lr" in capsys.readouterr().out
+
+
+def test_plotting_leaves_pyplots_backend_alone(tmp_path):
+    """plot_lr_find switched the process to Agg: called from a notebook, inline figures stopped showing."""
+    import matplotlib
+    from convclass.tuning.lr_finder import LRFindResult, plot_lr_find
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # any backend that is not Agg stands in for a notebook's
+    try:
+        lrs, losses = _curve()
+        res = LRFindResult(lrs=lrs, losses=losses, raw_losses=losses, steepest=lrs[40], valley=lrs[30],
+                           suggestion=lrs[30], method="valley", stopped_early=True)
+        plot_lr_find(res, tmp_path / "lr.png")
+        assert matplotlib.get_backend() == "svg"
+        assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    finally:
+        matplotlib.use(before)

@@ -11,9 +11,9 @@ from pathlib import Path
 from ..checkpoint import DiskFull, disk_error, load_checkpoint, save_checkpoint
 from ..config import TrainConfig, git_commit, save_config
 from ..data import PreparedData
+from ..data.summary import data_summary
 from ..errors import ConvclassError
-from ..evaluation.metrics import classification_metrics
-from ..inspection.summary import data_summary
+from ..metrics import classification_metrics
 from ..models import create_model
 from ..reporting import build_report, save_predictions
 from .core import Hook, TrainState

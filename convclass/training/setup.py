@@ -14,7 +14,7 @@ from ..config import TrainConfig, load_config, resume_overrides
 from ..data import PreparedData, build_augment, prepare_data
 from ..errors import ConvclassError
 from ..inference import resolve_device
-from ..inspection.summary import data_summary, format_data_summary
+from ..data.summary import data_summary, format_data_summary
 from ..models import count_parameters, create_model, model_entry
 from ..runtime import tune_cpu_allocator
 from . import finetune

@@ -137,10 +137,8 @@ def lr_range_test(model: nn.Module, data, cfg: TrainConfig, device: torch.device
 
 
 def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "") -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    from ..plotting import subplots  # a figure of its own: a notebook's pyplot backend is left alone
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(res.lrs, res.raw_losses, color="0.8", lw=0.8, label="loss")
     ax.plot(res.lrs, res.losses, color="C0", label="smoothed loss")
     i_s, i_v = res.lrs.index(res.steepest), res.lrs.index(res.valley)
@@ -157,7 +155,6 @@ def plot_lr_find(res: LRFindResult, path: str | Path, title: str = "") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

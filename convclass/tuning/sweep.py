@@ -113,7 +113,7 @@ def write_best_config(base: TrainConfig, params: dict, path: Path, note: str) ->
 
 def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
     import optuna
-    from ..training import train
+    from ..pipeline import train_and_report
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -132,7 +132,7 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
             return False
 
         t0 = time.perf_counter()
-        res = train(cfg, callbacks=[report])
+        res = train_and_report(cfg, callbacks=[report])
         best = max(r["val_acc"] for r in res.history)
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         trial.set_user_attr("test_acc", res.test_metrics["accuracy"])

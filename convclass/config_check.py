@@ -88,6 +88,8 @@ def _check(value: Any, tp: Any, meta: typing.Mapping) -> tuple[bool, Any, str]:
         return ok, value, f"text of at most {MAX_TEXT} characters"
     if typing.get_origin(tp) is list:
         expected = f"a list of at most {MAX_ITEMS} items, each {_describe(args[0], lo, hi, meta)}"
+        if isinstance(value, str) and args[0] is int and re.fullmatch(r"\s*\d{1,9}(\s*,\s*\d{1,9})*\s*", value):
+            value = [int(v) for v in value.split(",")]  # the flag's form ("1,3") from the Python API too
         if not isinstance(value, list) or len(value) > MAX_ITEMS:
             return False, value, expected
         items = [_check(v, args[0], meta) for v in value]

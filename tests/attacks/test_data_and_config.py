@@ -182,7 +182,7 @@ NO_DATA = "data: /nonexistent/convclass-attack\n"
     ("lr: [1]\n", ["lr must be a finite number"]),
     ("lr: .nan\n", ["lr must be a finite number"]),
     ("milestones: [3, x]\n", ["milestones must be a list", "each a whole number", "[3, 'x']"]),
-    ("img_size: 20000\n", ["img_size must be at most 4096"]),
+    ("img_size: 20000\n", ["img_size must be at most 1024"]),
     ("augment: true\n", ["augment must be one of none, flip-crop", "not True"]),
     ("model_args: {width: [1, 2]}\n", ["model_args must be a mapping"]),
     ("epoch: 3\n", ["unknown option(s) epoch", "did you mean epochs"]),

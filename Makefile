@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/convclass train --data digits --model cnn3 --epochs 30 --schedule cosine --name demo
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml: imports follow the data flow, no cycles
 	$(PY) -m pytest -q
 
 clean:

@@ -33,7 +33,7 @@ def first_step(*a, **k):
     print(f"FIRST_STEP {time.time() - t0:.3f} {rss:.0f} {t_torch:.3f}", flush=True)
     raise SystemExit(0)
 loop.train_one_epoch = first_step
-from convclass.training import train
+from convclass import train
 train(data=sys.argv[2], data_root=sys.argv[3], recipe=sys.argv[4], runs_dir=sys.argv[5], device="cpu",
       quiet=True, report=False)
 """

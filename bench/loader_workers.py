@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys
-from convclass.training import train
+from convclass import train
 a = json.loads(sys.argv[1])
 r = train(data=a["data"], data_root=a["root"], runs_dir=a["runs"], model=a["model"], augment=a["augment"],
           workers=a["workers"], subset=a["subset"], epochs=1, batch_size=a["batch"], val_split=0.02, device="cpu",

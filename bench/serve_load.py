@@ -36,7 +36,7 @@ def small_run(base: Path, arch: str = "cnn3") -> Path:
     import numpy as np
     from PIL import Image
 
-    from convclass.training import train
+    from convclass import train
     rng = np.random.default_rng(0)
     for ci, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
         d = base / "data" / f"class{ci}"

@@ -51,7 +51,7 @@ def convclass_loop(name: str, root: Path, batch: int, steps: int) -> float:
     """One epoch of `convclass.train` over batch*steps training images; img/s of the epoch's training part."""
     from convclass.data import prepare_data
     from convclass.data.prepare import TensorSplit
-    from convclass.training import train
+    from convclass import train
     data = prepare_data(str(root), img_size=32, data_root="~/.cache/convclass", verbose=False)
     n = batch * steps
     idx = torch.randperm(len(data.train))[:n]

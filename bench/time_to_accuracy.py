@@ -55,7 +55,7 @@ def main() -> None:
     from convclass.data import prepare_data
     from convclass.models import create_model
     from convclass.checkpoint import load_checkpoint
-    from convclass.training import train
+    from convclass import train
     from convclass.training.fit import validate
     from convclass.training.recipes import with_recipe
 

@@ -29,7 +29,7 @@ def rgb_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, rgb_folder):
     """One small run shared by the evaluate / predict tests (shallow, 3 epochs, CPU)."""
-    from convclass.training import train
+    from convclass import train
     base = tmp_path_factory.mktemp("trained")
     return train(data=str(rgb_folder), model="shallow", epochs=3, batch_size=16, lr=0.01, device="cpu", report=False,
                  runs_dir=str(base / "runs"), data_root=str(base / "cache"), quiet=True, name="colours")

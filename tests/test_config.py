@@ -85,7 +85,7 @@ def _api_error(**options) -> str:
 ])
 def test_yaml_flags_and_api_give_the_same_error(cli, tmp_path, no_data_read, key, value, yaml_value):
     """The message after the option's name is the same wherever the value came from."""
-    from convclass.training import train
+    from convclass import train
     flag = "--" + key.replace("_", "-")
     text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
     from_flag = cli("train", "--data", tmp_path, flag, text).err.strip()

@@ -54,7 +54,7 @@ def test_cv_rejects_too_many_folds(tmp_path, cli, rgb_folder):
 
 
 def test_compare_two_runs(tmp_path, cli, rgb_folder):
-    from convclass.training import train
+    from convclass import train
     runs = []
     for model in ("mlp", "shallow"):
         runs.append(train(data=str(rgb_folder), model=model, epochs=2, lr=0.01, device="cpu", quiet=True,

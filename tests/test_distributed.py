@@ -79,13 +79,13 @@ def test_taken_rendezvous_port_is_a_clear_error(tmp_path):
 def test_port_taken_after_the_check_fails_fast(monkeypatch, capfd):
     """A port taken between the check and torchrun's bind: torchrun must not mistake the foreign listener for a
     peer's rendezvous store and wait on it (it did, for minutes), so the caller can retry."""
-    from convclass.training import distributed
-    monkeypatch.setattr(distributed, "_check_port_free", lambda endpoint: None)
+    from convclass.pipeline import torchrun
+    monkeypatch.setattr(torchrun, "_check_port_free", lambda endpoint: None)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         t0 = time.monotonic()
-        rc = distributed.launch_torchrun(["--version"], 2, rdzv_endpoint=f"127.0.0.1:{holder.getsockname()[1]}")
+        rc = torchrun.launch_torchrun(["--version"], 2, rdzv_endpoint=f"127.0.0.1:{holder.getsockname()[1]}")
     assert rc != 0 and time.monotonic() - t0 < 45
     assert "already in use" in capfd.readouterr().err
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import assert_one_line_error
 from convclass.checkpoint import load_checkpoint
-from convclass.training import train
+from convclass import train
 from test_training import digits_run, read_metrics
 
 EMA = dict(ema=0.9, epochs=3, optimizer="sgd", lr=0.05, model="cnn3")  # cnn3: BatchNorm buffers to average

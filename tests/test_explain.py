@@ -33,7 +33,7 @@ def _write(root: Path, n: int, seed: int) -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def marker_run(tmp_path_factory):
-    from convclass.training import train
+    from convclass import train
     base = tmp_path_factory.mktemp("marker")
     _write(base / "data" / "train", 600, 0)
     where = _write(base / "data" / "test", 100, 1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from convclass.data.builtin import DEBIAN_FASHION
-from convclass.training import train
+from convclass import train
 
 pytestmark = pytest.mark.skipif(
     not (Path(DEBIAN_FASHION) / "train-images-idx3-ubyte.gz").exists(),

@@ -105,7 +105,7 @@ def test_lookahead_run_resumes_bit_exactly(tmp_path):
     full = digits_run(tmp_path, name="full", **common)
     cut = digits_run(tmp_path, name="cut", callbacks=[lambda row, run: row["epoch"] == 1], **common)
     from convclass.checkpoint import load_checkpoint
-    from convclass.training import train
+    from convclass import train
     assert load_checkpoint(cut.run_dir / "last.pt")["lookahead_state"]  # the slow weights are checkpointed
     resumed = train(resume=cut.run_dir, quiet=True)
     assert read_metrics(resumed.run_dir) == read_metrics(full.run_dir)
@@ -226,7 +226,7 @@ def test_muon_run_resumes_bit_exactly(tmp_path):
     full = digits_run(tmp_path, name="full", **common)
     cut = digits_run(tmp_path, name="cut", callbacks=[lambda row, run: row["epoch"] == 1], **common)
     from convclass.checkpoint import load_checkpoint
-    from convclass.training import train
+    from convclass import train
     resumed = train(resume=cut.run_dir, quiet=True)
     assert read_metrics(resumed.run_dir) == read_metrics(full.run_dir)
     a, b = load_checkpoint(full.run_dir / "last.pt"), load_checkpoint(cut.run_dir / "last.pt")
@@ -279,7 +279,7 @@ def test_eager_optimizers_match_torch_and_share_its_state_dicts(name):
 
 def test_training_start_never_imports_dynamo(tmp_path):
     """torch's optimizers import torch._dynamo (1.1 s on 2 cores) unless built through convclass."""
-    code = ("import sys; from convclass.training import train; "
+    code = ("import sys; from convclass import train; "
             f"train(data='digits', model='mlp', epochs=1, subset=200, device='cpu', quiet=True, report=False, "
             f"runs_dir={str(tmp_path / 'runs')!r}, data_root={str(tmp_path / 'cache')!r}); "
             "print('DYNAMO', 'torch._dynamo' in sys.modules)")

@@ -12,7 +12,7 @@ from synth import write_class_folders, write_grey_folders
 
 
 def _train(data, tmp_path, **kw):
-    from convclass.training import train
+    from convclass import train
     return train(data=str(data), recipe="fast", epochs=1, device="cpu", report=False, quiet=True,
                  runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"), **kw)
 

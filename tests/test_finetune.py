@@ -11,7 +11,7 @@ import torch
 from convclass.checkpoint import load_checkpoint
 from convclass.errors import ConvclassError
 from convclass.models import create_model
-from convclass.training import train
+from convclass import train
 from synth import write_class_folders, write_grey_folders
 
 TINY = dict(batch_size=8, device="cpu", quiet=True, report=False, threads=1)

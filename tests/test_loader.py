@@ -45,7 +45,7 @@ def test_worker_stream_augments_every_image_in_order_and_repeats_with_the_seed()
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_run_with_per_image_augmentation_learns_and_resumes_exactly(tmp_path, workers):
-    from convclass.training import train
+    from convclass import train
     common = dict(augment="randaugment", workers=workers, epochs=2, lr=3e-3)
     full = digits_run(tmp_path, name="full", **common)
     rows = read_metrics(full.run_dir)

@@ -18,7 +18,7 @@ SECTIONS = ["settings", "data", "curves", "metrics", "confusion", "calibration",
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    from convclass.training import train
+    from convclass import train
     base = tmp_path_factory.mktemp("report")
     return train(data="digits", model="shallow", epochs=2, lr=0.01, device="cpu", runs_dir=str(base / "runs"),
                  data_root=str(base / "cache"), name="digits")

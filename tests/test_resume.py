@@ -14,7 +14,7 @@ import torch
 
 from conftest import REPO
 from convclass.checkpoint import load_checkpoint
-from convclass.training import train
+from convclass import train
 
 EPOCHS = 10
 # One thread on both sides: CPU kernels then reduce in the same order, so weights match bit for bit.

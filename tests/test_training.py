@@ -15,7 +15,7 @@ from synth import write_class_folders
 from convclass.checkpoint import load_checkpoint
 from convclass.data import AUGMENTATIONS, build_augment, mix_batch
 from convclass.errors import ConvclassError
-from convclass.training import train
+from convclass import train
 
 # One run per optimizer, each paired with a different schedule, so 5 short runs cover both lists.
 PAIRS = [("sgd", "step"), ("adam", "multistep"), ("adamw", "cosine"), ("rmsprop", "onecycle"),

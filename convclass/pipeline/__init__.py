@@ -7,7 +7,7 @@
 """
 from .crossval import CV_METRICS, cross_validate, format_cv
 from .evaluate import evaluate_and_report
-from .launch import Launch, launch, restarted_run
+from .torchrun import Launch, launch, restarted_run
 from .train import TrainResult, train_and_report
 
 __all__ = ["CV_METRICS", "Launch", "TrainResult", "cross_validate", "evaluate_and_report", "format_cv", "launch",

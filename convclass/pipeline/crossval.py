@@ -19,8 +19,9 @@ from ..errors import ConvclassError
 from ..metrics import expected_calibration_error
 from ..models import model_entry
 from ..reporting import load_predictions
-from ..training import finetune, train
+from ..training import finetune
 from ..training.runs import new_run_dir
+from .train import train_and_report
 
 __all__ = ["cross_validate", "format_cv", "CV_METRICS"]
 
@@ -87,7 +88,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
                                  notes=[f"cross-validation fold {i + 1}/{folds}"])
         print(f"fold {i + 1}/{folds}: train {len(train_s)} / val {len(val_s)} / test {len(test_s)} images",
               flush=True)
-        res = train(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
+        res = train_and_report(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
         m = res.test_metrics
         pred = load_predictions(res.run_dir)
         row = {"fold": i + 1, **{k: m[k] for k in CV_METRICS if k in m},

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistContext", "init_distributed", "shard", "all_reduce_sum", "param_checksums", "check_replicas",
-           "launch_torchrun", "shutdown", "share_run_dir", "validate_sharded", "wrap_ddp", "quiet_ddp_warnings"]
+           "shutdown", "share_run_dir", "validate_sharded", "wrap_ddp", "quiet_ddp_warnings"]
 
 
 @dataclass(frozen=True)
@@ -103,45 +101,6 @@ def check_replicas(model: torch.nn.Module, ctx: DistContext, device: torch.devic
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def launch_torchrun(argv: list[str], nproc: int, max_restarts: int = 0, nnodes: str = "1",
-                    rdzv_endpoint: str | None = None, node_rank: int | None = None) -> int:
-    """Re-run `convclass <argv>` under torch's elastic launcher (torchrun) with nproc workers per node."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
-           f"--max-restarts={max_restarts}"]
-    if rdzv_endpoint:
-        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
-        if nnodes == "1":
-            # The only node must host the store. Left to guess, torchrun took a port held by another program
-            # for a peer's store and waited on it for minutes; told to host, it fails at once (EADDRINUSE).
-            _check_port_free(rdzv_endpoint)
-            cmd += ["--rdzv-conf=is_host=1"]
-    elif nnodes == "1":
-        cmd += ["--standalone"]  # its store binds port 0 and keeps the socket: no free-port race
-    if node_rank is not None:
-        cmd += [f"--node-rank={node_rank}"]
-    cmd += ["-m", "convclass"] + argv
-    return subprocess.call(cmd)
-
-
-def _check_port_free(endpoint: str) -> None:
-    import errno
-    import socket
-
-    from ..errors import ConvclassError
-    port = endpoint.rpartition(":")[2]
-    if not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise ConvclassError(f"--rdzv-endpoint {endpoint!r}: expected HOST:PORT with a port from 0 to 65535, "
-                             "e.g. 127.0.0.1:29400")
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the store binds: TIME_WAIT is no clash
-        try:
-            s.bind(("", int(port)))
-        except OSError as e:
-            why = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be listened on ({e.strerror})"
-            raise ConvclassError(f"--rdzv-endpoint {endpoint}: port {port} {why}; pick a free port, or leave "
-                                 "--rdzv-endpoint out on one machine") from None
 
 
 def share_run_dir(run_dir, ctx: DistContext):

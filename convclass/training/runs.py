@@ -1,12 +1,17 @@
-"""Run folders: auto-numbered, never overwritten; whether a run is complete; removing one that saved nothing."""
+"""Run folders: auto-numbered, never overwritten; whether a run is complete; removing one that saved nothing;
+what to do when the disk under one fills up."""
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
 from pathlib import Path
 
-__all__ = ["new_run_dir", "finished", "saved_test_metrics", "discard_unsaved"]
+from ..checkpoint import DiskFull, disk_error
+from ..errors import ConvclassError
+
+__all__ = ["new_run_dir", "finished", "saved_test_metrics", "discard_unsaved", "disk_full"]
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -51,3 +56,15 @@ def discard_unsaved(run_dir: Path) -> None:
     its folder goes, so a failed command leaves no run folder behind."""
     if run_dir.is_dir() and not any(run_dir.glob("*.pt")):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def disk_full(e: BaseException, run_dir: Path) -> ConvclassError | None:
+    """A full disk (checkpoint, metrics.csv, TensorBoard, ...) as one line: where, how much is free, and how to
+    go on once there is space (--resume continues from last.pt and scores a finished run)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        e = DiskFull(disk_error(e.filename or run_dir, e))
+    if not isinstance(e, DiskFull):
+        return None
+    then = (f"continue with `convclass train --resume {run_dir}`" if (run_dir / "last.pt").exists()
+            else "run the command again")
+    return ConvclassError(f"{e}, then {then}")

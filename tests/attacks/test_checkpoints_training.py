@@ -39,7 +39,7 @@ def _left_in(runs: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def bn_run(tmp_path_factory):
     """A finished 1-epoch cnn3 run (BatchNorm layers) on digits at 16 px."""
-    from convclass.training import train
+    from convclass import train
     base = tmp_path_factory.mktemp("bn")
     return train(data="digits", model="cnn3", img_size=16, epochs=1, batch_size=64, device="cpu", threads=1,
                  quiet=True, report=False, runs_dir=str(base / "runs"), data_root=str(base / "cache"), name="bn")

@@ -1,14 +1,18 @@
 """The `--nproc` launch: a training run handed to torchrun, and the elastic restart that continues it."""
 from __future__ import annotations
 
+import errno
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import TrainConfig, git_commit, save_config
-from ..training.distributed import launch_torchrun
+from ..errors import ConvclassError
 from ..training.runs import discard_unsaved, new_run_dir
 
-__all__ = ["Launch", "LAUNCH_FLAGS", "launch", "restarted_run", "without_launch_flags"]
+__all__ = ["Launch", "LAUNCH_FLAGS", "launch", "launch_torchrun", "restarted_run", "without_launch_flags"]
 
 LAUNCH_FLAGS = {"--nproc", "--nnodes", "--node-rank", "--rdzv-endpoint", "--max-restarts"}
 
@@ -71,3 +75,38 @@ def restarted_run(config: TrainConfig, restart_count: int) -> Path | None:
         return None
     run = Path(config.runs_dir) / config.name
     return run if (run / "config.yaml").exists() else None
+
+
+def launch_torchrun(argv: list[str], nproc: int, max_restarts: int = 0, nnodes: str = "1",
+                    rdzv_endpoint: str | None = None, node_rank: int | None = None) -> int:
+    """Re-run `convclass <argv>` under torch's elastic launcher (torchrun) with nproc workers per node."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
+           f"--max-restarts={max_restarts}"]
+    if rdzv_endpoint:
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        if nnodes == "1":
+            # The only node must host the store. Left to guess, torchrun took a port held by another program
+            # for a peer's store and waited on it for minutes; told to host, it fails at once (EADDRINUSE).
+            _check_port_free(rdzv_endpoint)
+            cmd += ["--rdzv-conf=is_host=1"]
+    elif nnodes == "1":
+        cmd += ["--standalone"]  # its store binds port 0 and keeps the socket: no free-port race
+    if node_rank is not None:
+        cmd += [f"--node-rank={node_rank}"]
+    cmd += ["-m", "convclass"] + argv
+    return subprocess.call(cmd)
+
+
+def _check_port_free(endpoint: str) -> None:
+    port = endpoint.rpartition(":")[2]
+    if not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ConvclassError(f"--rdzv-endpoint {endpoint!r}: expected HOST:PORT with a port from 0 to 65535, "
+                             "e.g. 127.0.0.1:29400")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the store binds: TIME_WAIT is no clash
+        try:
+            s.bind(("", int(port)))
+        except OSError as e:
+            why = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be listened on ({e.strerror})"
+            raise ConvclassError(f"--rdzv-endpoint {endpoint}: port {port} {why}; pick a free port, or leave "
+                                 "--rdzv-endpoint out on one machine") from None

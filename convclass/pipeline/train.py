@@ -5,12 +5,12 @@ import json
 import warnings
 from pathlib import Path
 
-from ..checkpoint import DiskFull, load_checkpoint, save_checkpoint
+from ..checkpoint import DiskFull, save_checkpoint
 from ..config import TrainConfig
 from ..data import PreparedData
 from ..data.summary import data_summary
 from ..metrics import classification_metrics
-from ..models import create_model
+from ..models import model_from_checkpoint
 from ..reporting import build_report, save_predictions
 from ..training import Hook, TrainResult, TrainState, train, validate
 from ..training.runs import disk_full
@@ -40,9 +40,7 @@ def score_best(state: TrainState) -> dict:
     """Score best.pt on the test split: test_metrics.json, the test figures stored in best.pt, predictions.npz
     and data_summary.json, then report.html when the config asks for it. Returns the test metrics."""
     run_dir, data, cfg, log = state.run_dir, state.data, state.cfg, state.log
-    best = load_checkpoint(run_dir / "best.pt")
-    model = create_model(best["arch"], **best["arch_args"]).to(state.device)
-    model.load_state_dict(best["model_state"])
+    model, _, _, best = model_from_checkpoint(run_dir / "best.pt", state.device)  # the one way to rebuild
     _, probs = validate(model, data.test, data, state.device, state.eval_batch_size, tta=cfg.tta)
     m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
     m["checkpoint_epoch"] = best["epoch"] + 1

@@ -61,15 +61,22 @@ def _storage(url: str, heartbeat: int, grace: int | None):
                              "pip install 'psycopg[binary]' (PostgreSQL) or 'convclass[postgres]'") from None
 
 
-def open_study(study: str, storage: str, *, heartbeat: int = 10, grace: int | None = None,
-               sampler: str = "tpe", pruner: str = "median", seed: int | None = None):
-    """Create or load (load_if_exists) the study, after failing the trials of processes that died."""
+def open_study(study: str, storage: str, **kw):
+    """Create or load (load_if_exists) the study, after failing the trials of processes that died. Optuna's
+    notes that heartbeats are experimental are hidden here only, not in the caller's warning filters."""
+    import optuna
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return _open_study(study, storage, **kw)
+
+
+def _open_study(study: str, storage: str, *, heartbeat: int = 10, grace: int | None = None,
+                sampler: str = "tpe", pruner: str = "median", seed: int | None = None):
     import optuna
     from sqlalchemy.exc import DBAPIError
 
     from .seeding import PerTrialSeedSampler
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     pruners = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
                "none": optuna.pruners.NopPruner}

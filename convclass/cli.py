@@ -6,7 +6,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import ConvclassError
+from .errors import ConvclassError, printable
 
 __all__ = ["main", "build_parser"]
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {message}", file=sys.stderr if file is None else file)
+    print(f"warning: {printable(message)}", file=sys.stderr if file is None else file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ConvclassError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(e)}", file=sys.stderr)  # one line, whatever a file name in it holds
         return 2
     except BrokenPipeError:  # `convclass models | head`
         sys.stderr.close()

@@ -40,13 +40,14 @@ def write_predictions(results: list[dict], out: Path) -> None:
 
 
 def run(args) -> int:
+    from ..errors import printable
     from ..export import load_predictor, predict_images
     model = load_predictor(args.run, runtime=args.runtime, device=args.device)
     results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
     for r in results:
-        print(f"{r['path']}: " + "  ".join(f"{c} {p:.3f}" for c, p in r["top"]))
+        print(f"{printable(r['path'])}: " + "  ".join(f"{printable(c)} {p:.3f}" for c, p in r["top"]))
     for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {printable(path)}: {printable(reason)}", file=sys.stderr)
     if args.output:
         write_predictions(results, Path(args.output))
         print(f"wrote {len(results)} predictions to {args.output}")

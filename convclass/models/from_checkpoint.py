@@ -136,7 +136,11 @@ def _checked_args(entry: ModelEntry, args, pre: Preprocess, n_classes: int, path
 
 
 def _check_fit(arch: str, args: dict, state: dict, path) -> None:
-    """Build the model on the meta device (no memory) and compare its tensors' names and shapes with the file's."""
+    """Build the model on the meta device (no memory) and compare its tensors' names and shapes with the file's.
+
+    TODO: the first forward on the meta device (classic heads size themselves with one) loads torch's meta
+    kernels, about 1 s of start-up for predict/evaluate/serve and the final test; a builder that computes its
+    head size arithmetically would avoid it."""
     try:
         with torch.device("meta"):
             skeleton = create_model(arch, **args)

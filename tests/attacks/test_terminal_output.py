@@ -1,0 +1,31 @@
+"""File names are data too: a name holding a newline or an ANSI escape sequence must not fake a line of output,
+recolour the terminal or move its cursor when `predict` prints it."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+ESC = "\x1b"
+HOSTILE = f"red{ESC}[31mALERT{ESC}[0m\nfake.png: owned 1.000"
+
+
+@pytest.mark.timeout(120)
+def test_predict_escapes_control_characters_in_file_names(cli, trained_run, rgb_folder, tmp_path):
+    src = next(p for p in sorted((rgb_folder / "red").iterdir()) if p.suffix == ".png")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(src, folder / (HOSTILE + ".png"))
+    (folder / f"broken{ESC}[2J.png").write_bytes(b"not an image")
+    r = cli("predict", trained_run.run_dir, folder, "--topk", "1")
+    assert r.rc == 0, r
+    assert ESC not in r.out and ESC not in r.err, r
+    lines = r.out.strip().splitlines()
+    assert len(lines) == 1, r                      # the newline in the name did not make a second line
+    assert "\\x1b[31m" in lines[0] and "\\n" in lines[0]
+    assert "skipped" in r.err and "\\x1b[2J" in r.err
+
+
+def test_errors_print_one_line_whatever_the_name(cli, tmp_path):
+    r = cli("predict", tmp_path / f"run{ESC}[31m\nerror: fake", "x.png")
+    assert r.rc == 2 and ESC not in r.err and len(r.err.strip().splitlines()) == 1, r

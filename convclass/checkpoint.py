@@ -20,7 +20,7 @@ import torch
 from .errors import ConvclassError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_tensor_file", "resolve_checkpoint", "nonfinite_tensor",
-           "check_finite_weights", "remove_orphaned_temps", "disk_error", "DiskFull", "FORMAT", "check_format"]
+           "check_finite_weights", "check_loaded", "first_line", "remove_orphaned_temps", "disk_error", "DiskFull", "FORMAT", "check_format"]
 
 FORMAT = "convclass-checkpoint-v1"  # bump the number when a checkpoint changes in a way older readers misread
 _TEMP_GLOB = ".*.pt.*.tmp"  # what save_checkpoint's mkstemp names look like: .best.pt.k3j2h1.tmp
@@ -117,8 +117,11 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
     return p
 
 
-def _first_line(msg: str) -> str:
-    return next((ln.strip() for ln in msg.splitlines() if ln.strip()), "")[:120]
+def first_line(e: BaseException | str, limit: int = 160) -> str:
+    """The first non-blank line of an error (its type's name when it has none), cut for a one-line message."""
+    text = str(e)
+    fallback = type(e).__name__ if isinstance(e, BaseException) else ""
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), fallback)[:limit]
 
 
 def _refusal_reason(msg: str) -> str:
@@ -164,12 +167,12 @@ def read_tensor_file(path: str | Path, map_location: str | torch.device = "cpu")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only load failed" not in str(e).lower():  # a corrupt file, not a refused object
-            raise ConvclassError(f"cannot read checkpoint {path}: {_first_line(str(e))}") from None
+            raise ConvclassError(f"cannot read checkpoint {path}: {first_line(str(e), 120)}") from None
         raise ConvclassError(f"refusing to load {path}: it holds pickled Python objects, not only tensors and "
                              f"plain data ({_refusal_reason(str(e))}); use a checkpoint written by convclass"
                              ) from None
     except Exception as e:  # truncated zip, garbage bytes (KeyError from the legacy reader), I/O errors
-        raise ConvclassError(f"cannot read checkpoint {path} ({type(e).__name__}: {_first_line(str(e))}); "
+        raise ConvclassError(f"cannot read checkpoint {path} ({type(e).__name__}: {first_line(str(e), 120)}); "
                              "is it a complete .pt file written by convclass?") from None
 
 
@@ -192,9 +195,15 @@ def check_format(tag: Any, path: str | Path, current: str = FORMAT, since: str =
 def load_checkpoint(run_or_ckpt: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = resolve_checkpoint(run_or_ckpt)
     ckpt = read_tensor_file(path, map_location)
+    check_loaded(ckpt, path)
+    return ckpt
+
+
+def check_loaded(ckpt: Any, path: str | Path) -> None:
+    """What every checkpoint must be, read from a file or handed over as a dict: a convclass checkpoint of this
+    format whose weights are finite."""
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "arch" not in ckpt:
         raise ConvclassError(f"{path} is not a convclass checkpoint (no model_state/arch); for a bare state dict "
                              "use --weights when fine-tuning")
     check_format(ckpt.get("format"), path)
     check_finite_weights(ckpt["model_state"], path)
-    return ckpt

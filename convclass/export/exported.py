@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpoint import first_line as _first_line
+from ..checks import check_output_shape
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 from ..inference import HasPreprocess
-from .metadata import check_metadata, check_output_shape
+from .metadata import check_metadata
 
 __all__ = ["ExportedModel"]
 
@@ -22,10 +24,6 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def _first_line(e: Exception) -> str:
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:160]
 
 
 class ExportedModel(HasPreprocess):

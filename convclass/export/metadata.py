@@ -14,12 +14,11 @@ import torch
 
 from .. import checks
 from ..checkpoint import check_format
-from ..checks import check_output_shape
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 
 __all__ = ["EXPORT_FORMAT", "build_metadata", "sidecar_path", "write_sidecar", "check_metadata", "check_batch",
-           "check_output_shape", "parse_metadata"]
+           "parse_metadata"]
 
 EXPORT_FORMAT = "convclass-export-v1"
 REQUIRED = ("arch", "classes", "img_size", "channels", "mean", "std")

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .. import checks
-from ..checkpoint import check_format, load_checkpoint, resolve_checkpoint
+from ..checkpoint import check_loaded, first_line as _first_line, load_checkpoint, resolve_checkpoint
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 from .factory import COMMON_ARGS, bad_model_args, create_model, model_entry
@@ -44,7 +44,7 @@ def model_from_checkpoint(ckpt_or_path: dict | str | Path, device: torch.device 
     to take the input its preprocessing describes and to give one score per class; else a one-line error."""
     if isinstance(ckpt_or_path, dict):
         path, ckpt = "checkpoint (dict)", ckpt_or_path
-        check_format(ckpt.get("format"), path)
+        check_loaded(ckpt, path)  # what load_checkpoint checks of a file: format tag, finite weights
     else:
         path = resolve_checkpoint(ckpt_or_path)
         ckpt = load_checkpoint(path)  # checks the format tag and that the weights are finite
@@ -75,10 +75,6 @@ def model_from_checkpoint(ckpt_or_path: dict | str | Path, device: torch.device 
                              f"({_first_line(e)})") from None
     checks.check_output_shape(tuple(out.shape), 1, len(classes), path)
     return Rebuilt(model, pre, classes, ckpt)
-
-
-def _first_line(e: BaseException) -> str:
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)[:160]
 
 
 def _declared(entry: ModelEntry) -> dict[str, tuple]:

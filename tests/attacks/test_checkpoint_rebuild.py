@@ -49,6 +49,18 @@ def test_an_honest_checkpoint_rebuilds_from_a_file_or_a_dict(tmp_path):
         assert all(torch.equal(v, ck["model_state"][k]) for k, v in model.state_dict().items())
 
 
+def test_a_dict_is_checked_like_a_file(tmp_path):
+    """Handed over as a dict, a checkpoint with inf weights is refused as it is when read from a file."""
+    from convclass.models import model_from_checkpoint
+    ck = _checkpoint()
+    name = next(k for k, v in ck["model_state"].items() if v.is_floating_point())
+    ck["model_state"][name].view(-1)[0] = float("inf")
+    torch.save(ck, tmp_path / "inf.pt")
+    for src in (tmp_path / "inf.pt", ck):
+        with pytest.raises(ConvclassError, match=name):
+            model_from_checkpoint(src)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("tag,needle", [(None, "no format tag"), ("convclass-checkpoint-v2", "newer convclass"),
                                         ("convclass-checkpoint-v0", "format tag"), ("pytorch", "format tag"),

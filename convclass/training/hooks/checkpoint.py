@@ -53,7 +53,7 @@ def restore(state: TrainState, ckpt: dict) -> None:
         state.scheduler.load_state_dict(ckpt["scheduler_state"])
     state.scaler.load_state_dict(ckpt["scaler_state"])
     for hook in state.hooks:
-        if hook.state_dict() is None:
+        if type(hook).state_dict is Hook.state_dict:  # stateless: asking would copy a stateful hook's tensors
             continue
         saved = ckpt.get(f"{hook.name}_state")
         if saved is None:

@@ -25,6 +25,10 @@ class EMA(Hook):
     def __init__(self, model: nn.Module, decay: float):
         self.model, self.decay, self.updates = model, decay, 0
         self.averaged = copy.deepcopy(model).eval().requires_grad_(False)
+        # (averaged, live) tensor pairs, made once: state_dict() tensors share storage with the modules, and the
+        # optimizer and load_state_dict update them in place, so each step need not rebuild two dicts.
+        now = model.state_dict()
+        self.pairs = [(avg, now[name]) for name, avg in self.averaged.state_dict().items()]
 
     def current_decay(self) -> float:
         # Warm-up: at full decay the first thousand steps' average would still be mostly the initial weights.
@@ -36,12 +40,11 @@ class EMA(Hook):
     @torch.no_grad()
     def on_step_end(self, state: TrainState) -> None:
         keep = self.current_decay()
-        now = self.model.state_dict()
-        for name, avg in self.averaged.state_dict().items():
+        for avg, now in self.pairs:
             if avg.is_floating_point():
-                avg.lerp_(now[name], 1.0 - keep)  # avg <- keep * avg + (1 - keep) * now
+                avg.lerp_(now, 1.0 - keep)  # avg <- keep * avg + (1 - keep) * now
             else:
-                avg.copy_(now[name])
+                avg.copy_(now)
         self.updates += 1
 
     def state_dict(self) -> dict:

@@ -23,7 +23,7 @@ from .safeio import Refused, read_regular
 
 __all__ = ["TrainConfig", "option", "load_config", "read_yaml", "save_config", "resume_overrides", "check_values",
            "flag_name", "SAFE_ON_RESUME", "Optimizer", "Schedule", "Augment", "Tta", "Balance", "Freeze", "Device",
-           "Recipe"]
+           "Recipe", "Precision"]
 
 # The choices. The code that implements each (training/optim.py OPTIMIZERS, schedule.py SCHEDULES, data/augment.py
 # AUGMENTATIONS, tta.py TTA_MODES, finetune.py FREEZE, recipes.py RECIPES) is held to these by tests/test_config.py.
@@ -35,7 +35,8 @@ Tta = Literal["none", "flip", "flip-translate"]
 Balance = Literal["none", "loss", "sampler"]
 Freeze = Literal["none", "backbone"]
 Device = Literal["auto", "cpu", "cuda"]   # and cuda:<index> (the `pattern` below)
-Recipe = Literal["fast", "fast-sgd"]
+Recipe = Literal["fast", "fast-sgd", "finetune"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
 
@@ -60,8 +61,9 @@ _WHEN_NO_SPLIT = "when the data has no such split"
 @dataclass
 class TrainConfig:
     recipe: Recipe | None = option(
-        help="named preset: fast (airbench94_muon on the CPU) or fast-sgd (airbench94), see docs/fast.md; options "
-             "given explicitly override it", unset="no preset")
+        help="named preset: fast (airbench94_muon on the CPU), fast-sgd (airbench94), see docs/fast.md, or finetune "
+             "(pretrained weights, docs/finetune.md); options given explicitly override it",
+        unset="finetune with --pretrained, else none")
     # data
     data: str = option("digits", "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, "
                                  "tiny-imagenet), a folder (train/ test/ [val/], or class sub-folders) or a CSV of "
@@ -143,12 +145,24 @@ class TrainConfig:
                            metavar="ALPHA")
     balance: Balance = option("none", "class imbalance: none, loss (class-weighted loss) or sampler (weighted "
                                       "sampler)")
+    eval_batch_size: int | None = option(
+        help="images per forward pass in validation and the test (no gradients are kept)", range=(1, 2**20),
+        unset="the training chunk (--micro-batch, else --batch-size)", metavar="N")
+    val_every: int = option(1, "validate every N epochs (and always after the last)", range=(1, 100_000),
+                            metavar="N")
+    val_max: int | None = option(help="validate on at most this many images (a fixed stratified sample of the "
+                                      "validation split; the test split is always scored whole)",
+                                 range=(1, 2**40), metavar="IMAGES", unset="all")
     patience: int | None = option(help="stop early after this many epochs without validation improvement",
                                   range=(1, 100_000), metavar="EPOCHS", unset="never")
     # runtime
     device: Device = option("auto", "auto (CUDA when visible, else the CPU), cpu, cuda or cuda:INDEX",
                             pattern=(r"cuda:\d{1,3}", "cuda:INDEX"))
-    amp: bool = option(True, "mixed precision (CUDA only)")
+    amp: bool = option(True, "mixed precision on CUDA when --precision is auto (--no-amp: fp32)")
+    precision: Precision = option("auto", "arithmetic of forward and backward passes: fp32, bf16 autocast (CPUs with "
+                                          "AVX-512 BF16 or AMX, CUDA), fp16 autocast (CUDA only), or auto: bf16 "
+                                          "where the hardware runs it fast, fp16 on older CUDA GPUs, else fp32; "
+                                          "weights, optimizer state and checkpoints stay fp32")
     channels_last: bool = option(True, "NHWC memory format for 4-D weights and batches (faster kernels on CPU and "
                                        "CUDA)")
     seed: int = option(0, "seed of the splits, the initial weights and the augmentation", range=(0, 2**32 - 1),
@@ -257,7 +271,8 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 
 
 # What `train --resume RUN` may change: how the rest of the run is watched and where it runs, not what it learns.
-SAFE_ON_RESUME = ("epochs", "quiet", "patience", "threads", "workers", "device", "report")
+SAFE_ON_RESUME = ("epochs", "quiet", "patience", "threads", "workers", "device", "report", "eval_batch_size",
+                  "val_every")
 _PATHS = ("data", "data_root", "weights", "runs_dir")
 
 

@@ -57,6 +57,19 @@ RECIPES: dict[str, dict[str, Any]] = {
         "tta": "flip-translate",
         "val_split": 0.02,
     },
+    "finetune": {
+        # Pretrained weights on a folder of photos (the default with --pretrained); docs/finetune.md measures it.
+        # The model is the user's choice, so this recipe sets no model.
+        "optimizer": "adamw",
+        "lr": 2e-3,                         # the head's; earlier layer groups get lr x 0.3^k (--lr-decay)
+        "lr_decay": 0.3,
+        "weight_decay": 0.01,
+        "schedule": "onecycle",
+        "label_smoothing": 0.1,
+        "augment": "flip-crop",
+        "epochs": 4,
+        "fine_tune": [1, 3],                # head only, then all layers
+    },
 }
 
 
@@ -73,7 +86,7 @@ def with_recipe(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     if not name:
         return base.update(**overrides)
     preset = recipe_overrides(name)
-    if overrides.get("model", preset["model"]) != preset["model"]:
+    if "model" in preset and overrides.get("model", preset["model"]) != preset["model"]:
         preset.pop("model_args", None)  # the recipe's knobs belong to its own architecture
     base = base.update(**preset)
     if "model_args" in overrides:

@@ -186,7 +186,8 @@ def test_resume_applies_safe_options_with_a_note():
                                        "threads": 2, "quiet": True}, "runs/x")
     assert (cfg.epochs, cfg.patience, cfg.device, cfg.threads, cfg.quiet) == (8, 3, "cpu", 2, True)
     assert notes == ["--resume: --epochs 5 -> 8", "--resume: --threads None -> 2"]
-    assert set(SAFE_ON_RESUME) == {"epochs", "quiet", "patience", "threads", "workers", "device", "report"}
+    assert set(SAFE_ON_RESUME) == {"epochs", "quiet", "patience", "threads", "workers", "device", "report",
+                                   "eval_batch_size", "val_every"}
 
 
 def test_resume_refuses_what_the_run_learns_with_in_one_line():

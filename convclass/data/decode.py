@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -16,13 +17,15 @@ from PIL import Image
 
 from ..errors import ConvclassError
 from ..safeio import open_regular
-from .images import BrokenImage, convert_channels, decode_file, is_grey_mode
+from .images import BrokenImage, convert_channels, decode_file, is_grey_mode, to_array
 from .sources import LabeledSet
 
 __all__ = ["Decoded", "decode_set", "peek_files"]
 
 CACHE_VERSION = 2  # 2: (N, C, H, W) on disk
 PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
+PROGRESS_MIN = 500   # a decode of fewer files takes a few seconds: no progress bar
+SERIAL_CHUNK = 100   # files per progress update when decoding in this process
 
 
 class Decoded(NamedTuple):
@@ -33,12 +36,20 @@ class Decoded(NamedTuple):
     cache: Path | None = None          # the cache file's path without suffix (derived results can sit beside it)
 
 
+class _How(NamedTuple):
+    """How each file becomes a size x size array (data/preprocess.py's resize policy)."""
+    size: int
+    channels: int
+    resize: str = "squash"
+    crop_pct: float = 1.0
+
+
 def _decode_chunk(args):
-    paths, size, channels = args
+    paths, how = args
     out, bad = [], []
     for p in paths:
         try:
-            out.append(decode_file(p, size, channels))
+            out.append(decode_file(p, *how))
         except BrokenImage as e:
             out.append(None)
             bad.append((p, str(e)))
@@ -64,18 +75,18 @@ def _palette_is_grey(im) -> bool:
     return bool(len(pal)) and bool((pal[:, 0] == pal[:, 1]).all() and (pal[:, 1] == pal[:, 2]).all())
 
 
-def _decode_all(paths: list[str], size: int, channels: int, workers: int | None):
+def _decode_all(paths: list[str], how: _How, workers: int | None):
     """Yields (positions, decoded (H, W, C) arrays or None, broken) per chunk, in parallel for many files."""
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(paths) < PARALLEL_MIN or workers < 2:
-        out, bad = _decode_chunk((paths, size, channels))
-        yield range(len(paths)), out, bad
+        for i in range(0, len(paths), SERIAL_CHUNK):
+            yield range(i, min(i + SERIAL_CHUNK, len(paths))), *_decode_chunk((paths[i:i + SERIAL_CHUNK], how))
         return
     # Interleaved chunks cost about the same; at most ~1000 images each, so the decoded chunks in flight stay
     # small whatever the set's size.
     n_chunks = max(workers * 8, -(-len(paths) // 1000))
     with ProcessPoolExecutor(workers) as ex:
-        results = ex.map(_decode_chunk, [(paths[i::n_chunks], size, channels) for i in range(n_chunks)])
+        results = ex.map(_decode_chunk, [(paths[i::n_chunks], how) for i in range(n_chunks)])
         for i, (out, bad) in enumerate(results):
             yield range(i, len(paths), n_chunks), out, bad
 
@@ -114,10 +125,12 @@ def _nchw(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
 
-def _cache_key(paths: list[str], size: int, channels: int) -> str:
+def _cache_key(paths: list[str], how: _How) -> str:
     """Every file's absolute path, size and modification time: any edit, addition or removal makes a new key.
-    One stat per file (~0.15 s for CIFAR-10's 60,000 on 2 cores), no reading."""
-    lines = [f"v{CACHE_VERSION}|{size}|{channels}"]
+    One stat per file (~0.15 s for CIFAR-10's 60,000 on 2 cores), no reading. The resize policy is part of it;
+    squash adds nothing, so the caches written before there was a policy are still found."""
+    policy = f"|{how.resize}|{how.crop_pct!r}" if how.resize != "squash" else ""
+    lines = [f"v{CACHE_VERSION}|{how.size}|{how.channels}{policy}"]
     for p in paths:
         a = p if os.path.isabs(p) else os.path.abspath(p)
         try:
@@ -128,17 +141,29 @@ def _cache_key(paths: list[str], size: int, channels: int) -> str:
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:20]
 
 
+def _progress(n: int, show: bool):
+    """A tqdm bar with ETA on an interactive stderr (the convention of training/hooks/progress.py), else None."""
+    if not show or n < PROGRESS_MIN or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=n, desc="decoding", unit="img", leave=False, dynamic_ncols=True)
+
+
 def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None = None,
-               workers: int | None = None) -> Decoded:
+               workers: int | None = None, resize: str = "squash", crop_pct: float = 1.0,
+               progress: bool = True) -> Decoded:
+    """Every image of `s` as size x size uint8 by the resize policy (data/preprocess.py); `progress`: a bar
+    while many files decode."""
+    how = _How(size, channels, resize, crop_pct)
     if s.arrays is not None:
         a = s.arrays
-        if a.shape[1:3] != (size, size):
-            a = np.stack([np.asarray(Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x)
-                                     .resize((size, size), Image.BILINEAR)).reshape(size, size, -1) for x in a])
+        if a.shape[1:3] != (size, size) or crop_pct != 1.0:
+            a = np.stack([to_array(Image.fromarray(x.squeeze(-1) if x.shape[-1] == 1 else x), size, None, resize,
+                                   crop_pct) for x in a])
         return Decoded(_nchw(convert_channels(a, channels)), s.labels, None, [])
 
     paths = s.paths or []
-    key = _cache_key(paths, size, channels) if cache_dir else None
+    key = _cache_key(paths, how) if cache_dir else None
     if key:
         npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
         if npy.exists() and meta.exists():
@@ -164,18 +189,24 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
         out = np.empty((n, *shape), np.uint8)
     ok = np.zeros(n, bool)
     broken = []
+    bar = _progress(n, progress)
     try:
-        for positions, images, bad in _decode_all(paths, size, channels, workers):
+        for positions, images, bad in _decode_all(paths, how, workers):
             for i, a in zip(positions, images):
                 if a is not None:
                     out[i] = a.transpose(2, 0, 1)
                     ok[i] = True
             broken += bad
+            if bar is not None:
+                bar.update(len(positions))
     except BaseException:  # interrupted: no half-written file left behind
         if tmp is not None:
             del out
             tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     broken.sort()
     keep = np.flatnonzero(ok).tolist()
     if len(keep) < n:  # broken files leave holes: close them up (rare; costs a copy)

@@ -73,20 +73,24 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # RGBA, CMYK, YCbCr, ... -> RGB (alpha dropped)
 
 
-def to_array(img: Image.Image, size: int | None, channels: int | None = None, resize: str = "squash") -> np.ndarray:
+def to_array(img: Image.Image, size: int | None, channels: int | None = None, resize: str = "squash",
+             crop_pct: float = 1.0) -> np.ndarray:
     """(H, W, C) uint8; C is 1 for grey sources and 3 otherwise unless `channels` forces it.
     resize (data/preprocess.py): squash scales the whole image to size x size; crop scales the shorter side to
-    `size` and keeps the centre."""
+    round(size / crop_pct) and keeps the centre size x size."""
     img = _to_8bit(img)
-    if size is not None and img.size != (size, size):
-        if resize == "crop":
-            scale = size / min(img.size)
-            img = img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))),
+    if size is not None and resize == "crop":
+        side = round(size / crop_pct)
+        if min(img.size) != side:
+            scale = side / min(img.size)
+            img = img.resize((max(side, round(img.width * scale)), max(side, round(img.height * scale))),
                              Image.BILINEAR)
+        if img.size != (size, size):
+            # floor offsets, as finetune.CenterCrop takes from stored images: the two give the same pixels
             left, top = (img.width - size) // 2, (img.height - size) // 2
             img = img.crop((left, top, left + size, top + size))
-        else:
-            img = img.resize((size, size), Image.BILINEAR)
+    elif size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
     a = np.asarray(img, dtype=np.uint8)
     if a.ndim == 2:
         a = a[:, :, None]
@@ -107,5 +111,5 @@ def convert_channels(a: np.ndarray, channels: int) -> np.ndarray:
 
 
 def decode_file(path: str | Path | bytes, size: int | None, channels: int | None = None,
-                resize: str = "squash") -> np.ndarray:
-    return to_array(open_image(path), size, channels, resize)
+                resize: str = "squash", crop_pct: float = 1.0) -> np.ndarray:
+    return to_array(open_image(path), size, channels, resize, crop_pct)

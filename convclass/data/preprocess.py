@@ -17,16 +17,30 @@ import torch
 from .. import checks
 from ..errors import ConvclassError
 
-__all__ = ["Preprocess", "RESIZE_POLICIES", "normalize"]
+__all__ = ["Preprocess", "RESIZE_POLICIES", "CROP_PCT_MIN", "check_policy", "normalize"]
 
 # squash: the whole image scaled to img_size x img_size (the aspect ratio is not kept), what training has always
-# done; crop: the shorter side scaled to img_size, then the centre img_size x img_size (ImageNet-style eval).
+# done; crop: the shorter side scaled to round(img_size / crop_pct), then the centre img_size x img_size, the
+# timm/torchvision ImageNet evaluation (crop_pct 0.875 at 224 = Resize(256) + CenterCrop(224)).
 RESIZE_POLICIES = ("squash", "crop")
+CROP_PCT_MIN = 0.5  # a centre crop of half the shorter side at least: below that the photo's subject is cut away
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float (B, C, H, W); mean/std are float32 (C,) on the 0..1 scale."""
     return (x.float() / 255.0 - mean[:, None, None]) / std[:, None, None]
+
+
+def _crop_pct_ok(resize: str, crop_pct: float) -> bool:
+    return CROP_PCT_MIN <= crop_pct <= 1.0 if resize == "crop" else crop_pct == 1.0
+
+
+def check_policy(resize: str, crop_pct: float) -> None:
+    """A one-line ConvclassError for a resize policy that Preprocess would refuse (for prepare_data's callers)."""
+    if resize not in RESIZE_POLICIES or not checks.is_num(crop_pct) or not _crop_pct_ok(resize, crop_pct):
+        raise ConvclassError(f"resize {resize!r} with crop_pct {crop_pct!r}: resize must be one of "
+                             f"{', '.join(RESIZE_POLICIES)} and crop_pct from {CROP_PCT_MIN} to 1 (1 unless resize "
+                             "is crop)")
 
 
 @dataclass(frozen=True)
@@ -36,13 +50,17 @@ class Preprocess:
     mean: tuple[float, ...]          # per channel, 0..1 scale
     std: tuple[float, ...]
     resize: str = "squash"           # one of RESIZE_POLICIES
+    crop_pct: float = 1.0            # with resize "crop": the share of the scaled shorter side kept
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
     def __post_init__(self):
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        if not len(self.mean) == len(self.std) == self.channels or self.resize not in RESIZE_POLICIES:
-            raise ValueError(f"inconsistent {self!r}: one mean and std per channel, resize in {RESIZE_POLICIES}")
+        object.__setattr__(self, "crop_pct", float(self.crop_pct))
+        if (not len(self.mean) == len(self.std) == self.channels or self.resize not in RESIZE_POLICIES
+                or not _crop_pct_ok(self.resize, self.crop_pct)):
+            raise ValueError(f"inconsistent {self!r}: one mean and std per channel, resize in {RESIZE_POLICIES}, "
+                             f"crop_pct in [{CROP_PCT_MIN}, 1] and 1 unless resize is crop")
 
     @classmethod
     def for_batch(cls, x: torch.Tensor, mean, std) -> Preprocess:
@@ -72,7 +90,7 @@ class Preprocess:
         arrays, ok, bad = [], [], []
         for p in paths:
             try:
-                arrays.append(decode_file(p, self.img_size, self.channels, self.resize))
+                arrays.append(decode_file(p, self.img_size, self.channels, self.resize, self.crop_pct))
                 ok.append(p)
             except BrokenImage as e:
                 bad.append((p, str(e)))
@@ -83,7 +101,7 @@ class Preprocess:
     def to_dict(self) -> dict:
         """Plain data for a checkpoint's "preprocess" entry (loaded back with weights_only=True)."""
         return {"img_size": self.img_size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std),
-                "resize": self.resize}
+                "resize": self.resize, "crop_pct": self.crop_pct}
 
     @classmethod
     def checked(cls, d: dict) -> Preprocess:
@@ -93,10 +111,14 @@ class Preprocess:
                     "channels", channels, "1 (grey) or 3 (RGB)")
         resize = d.get("resize", "squash")  # absent: files written before the policy was recorded all squash
         checks.need(resize in RESIZE_POLICIES, "resize", resize, f"one of {', '.join(RESIZE_POLICIES)}")
+        crop_pct = d.get("crop_pct", 1.0)  # absent: written before crop_pct existed, when crops kept the whole side
+        checks.need(checks.is_num(crop_pct) and _crop_pct_ok(resize, crop_pct), "crop_pct", crop_pct,
+                    f"a number from {CROP_PCT_MIN} to 1 (1 unless resize is crop)")
         # pixels are scaled to 0..1 before normalizing, so their mean and std lie in 0..1 too
         return cls(img_size=checks.whole("img_size", d["img_size"], 1, checks.MAX_IMG_SIZE), channels=channels,
                    mean=checks.per_channel("mean", d["mean"], channels, 0.0, 1.0),
-                   std=checks.per_channel("std", d["std"], channels, checks.STD_MIN, 1.0), resize=resize)
+                   std=checks.per_channel("std", d["std"], channels, checks.STD_MIN, 1.0), resize=resize,
+                   crop_pct=crop_pct)
 
     @classmethod
     def from_dict(cls, d, path: str | Path, hint: str, what: str = "preprocess") -> Preprocess:

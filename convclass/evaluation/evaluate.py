@@ -54,7 +54,8 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
         raise ConvclassError(f"--split must be train, val or test, not {split!r}")
     pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"), img_size=lm.img_size,
                       channels=lm.channels, val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
-                      subset=cfg.get("subset"), seed=cfg.get("seed", 0))
+                      subset=cfg.get("subset"), seed=cfg.get("seed", 0), resize=lm.preprocess.resize,
+                      crop_pct=lm.preprocess.crop_pct)  # decoded as training's evaluation saw them
     s = getattr(pd, split)
     remap = torch.from_numpy(_remap_labels(pd.classes, lm.classes))
     y = remap[s.y].numpy()

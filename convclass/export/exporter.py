@@ -82,7 +82,7 @@ def export_model(run_or_ckpt: str | Path, format: str = "onnx", output: str | Pa
     out = Path(output) if output else _default_output(ckpt_path, fmt, int8)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    smp = load_samples(ckpt, data, n_parity=samples, n_calib=CALIB_IMAGES if int8 else 0, need_test=int8,
+    smp = load_samples(ckpt, pre, data, n_parity=samples, n_calib=CALIB_IMAGES if int8 else 0, need_test=int8,
                        data_root=data_root)
     ref = predict_logits(model, smp.test_x, pre.mean, pre.std, torch.device("cpu")).softmax(1).numpy()
     batch = "dynamic" if (dynamic_batch or fmt == "torchscript") else 1

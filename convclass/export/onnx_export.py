@@ -26,7 +26,7 @@ def set_onnx_metadata(path: str | Path, meta: dict) -> None:
     m = onnx.load(str(path))
     del m.metadata_props[:]
     entries = {"convclass": json.dumps(meta)}
-    shown = ("arch", "classes", "img_size", "channels", "mean", "std", "resize")
+    shown = ("arch", "classes", "img_size", "channels", "mean", "std", "resize", "crop_pct")
     entries.update({k: json.dumps(meta[k]) for k in shown})
     for k, v in entries.items():
         p = m.metadata_props.add()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 
 __all__ = ["Samples", "load_samples", "compare_probs", "check_parity", "accuracy", "MAX_PROB_DIFF"]
@@ -34,19 +35,21 @@ def _synthetic(n: int, channels: int, size: int, seed: int = 0) -> torch.Tensor:
     return (x * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def load_samples(ckpt: dict, data: str | None, n_parity: int, n_calib: int, need_test: bool,
+def load_samples(ckpt: dict, pre: Preprocess, data: str | None, n_parity: int, n_calib: int, need_test: bool,
                  data_root: str | None = None) -> Samples:
-    """Images from the run's own data (its test split and training images), or synthetic ones with a warning."""
-    pre = ckpt["preprocess"]
+    """Images from the run's own data (its test split and training images), decoded through the checkpoint's
+    checked `pre` as evaluation decodes them, or synthetic ones with a warning."""
     cfg = ckpt.get("config") or {}
     data = data or cfg.get("data")
     if data:
         try:
             from ..data import prepare_data
+            from ..data.sources import DataOptions
             pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"),
-                              img_size=pre["img_size"], channels=pre["channels"],
+                              img_size=pre.img_size, channels=pre.channels, resize=pre.resize,
+                              crop_pct=pre.crop_pct,
                               val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
-                              subset=cfg.get("subset"), seed=cfg.get("seed", 0))
+                              subset=cfg.get("subset"), seed=cfg.get("seed", 0), options=DataOptions.from_config(cfg))
             index = {c: i for i, c in enumerate(ckpt["classes"])}
             if all(c in index for c in pd.classes) and len(pd.test):
                 remap = np.asarray([index[c] for c in pd.classes], dtype=np.int64)
@@ -63,7 +66,7 @@ def load_samples(ckpt: dict, data: str | None, n_parity: int, n_calib: int, need
     else:
         warnings.warn("the checkpoint does not record its dataset and no --data was given; "
                       "using synthetic images for the checks")
-    x = _synthetic(n_parity, pre["channels"], pre["img_size"])
+    x = _synthetic(n_parity, pre.channels, pre.img_size)
     return Samples(x, None, None, f"{n_parity} synthetic images")
 
 

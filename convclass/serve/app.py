@@ -162,7 +162,7 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
             thumb = THUMB if want_cam and i < limits.max_gradcam else None
             async with decode_slots:
                 try:
-                    a, th = await run_in_threadpool(decode_upload, data, predictor.img_size, predictor.channels,
+                    a, th = await run_in_threadpool(decode_upload, data, predictor.preprocess,
                                                     limits.max_pixels, thumb)
                 except RequestError as e:
                     prefix = f"image {i + 1} ({name}): " if len(files) > 1 or name != "image-1" else ""

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..data.images import to_array
+from ..data.preprocess import Preprocess
 from .limits import RequestError
 
 __all__ = ["ALLOWED_FORMATS", "open_upload", "decode_upload"]
@@ -43,22 +44,33 @@ def open_upload(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def decode_upload(data: bytes, size: int, channels: int, max_pixels: int, thumb: int | None = None
+def decode_upload(data: bytes, pre: Preprocess, max_pixels: int, thumb: int | None = None
                   ) -> tuple[np.ndarray, Image.Image | None]:
-    """(H, W, C) uint8 model input (the same resize and channel handling as training) and, when `thumb` is
-    given, an RGB copy at most `thumb` pixels a side (for overlays). The full-size decode is dropped here."""
+    """(H, W, C) uint8 model input (the checkpoint's Preprocess: the resize and channel handling of evaluation)
+    and, when `thumb` is given, an RGB copy of the part the model sees, at most `thumb` pixels a side (for
+    overlays). The full-size decode is dropped here."""
     img = open_upload(data, max_pixels)
     try:
         img.load()  # decode now, inside the checks, so truncation is reported here
         img = ImageOps.exif_transpose(img)
         small = None
         if thumb:
-            small = img.convert("RGB")
+            small = _seen(img, pre).convert("RGB")
             small.thumbnail((thumb, thumb))
-        return to_array(img, size, channels), small
+        return to_array(img, pre.img_size, pre.channels, pre.resize, pre.crop_pct), small
     except Image.DecompressionBombError:
         raise RequestError(413, f"image has too many pixels (limit {max_pixels:,})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         msg = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
         what = "truncated image" if "truncated" in msg.lower() else f"corrupt image ({msg})"
         raise RequestError(400, f"{what}; the file could not be decoded")
+
+
+def _seen(img: Image.Image, pre: Preprocess) -> Image.Image:
+    """The region of `img` the model sees: all of it when squashed, the centre square when cropped, so a heat
+    map stretched over it lands where the model looked."""
+    if pre.resize != "crop":
+        return img
+    side = min(img.size) * pre.crop_pct
+    left, top = (img.width - side) / 2, (img.height - side) / 2
+    return img.crop((round(left), round(top), round(left + side), round(top + side)))

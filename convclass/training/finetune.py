@@ -18,11 +18,12 @@ from ..config import TrainConfig
 from ..errors import ConvclassError
 
 __all__ = ["resolve_config", "InputPlan", "input_plan", "init_weights", "set_stage", "regroup_optimizer",
-           "layer_groups", "input_view", "training_view", "ResizeInput", "read_weights"]
+           "layer_groups", "input_view", "training_view", "ResizeInput", "CenterCrop", "read_weights", "stored_size"]
 
 FREEZE = ("none", "backbone")
 LAYER_GROUPS = 3                 # backbone groups for discriminative learning rates (head is one more)
 ON_THE_FLY_BYTES = 256 * 2**20   # decoding every image at the model's size above this -> resize per batch
+EVAL_CROP_PCT = 0.875            # timm/torchvision ImageNet evaluation: Resize(256) + CenterCrop(224)
 
 
 def _fine_tune_epochs(cfg: TrainConfig) -> list[int]:
@@ -86,16 +87,26 @@ class InputPlan:
     std: list[float] | None
     default_size: int
     source: str = ""
+    resize: str = "squash"       # how photos are decoded (data/preprocess.py)
+    crop_pct: float = 1.0        # with "crop": img_size / decode_size, what the model's Preprocess records
 
     def prepare_kwargs(self) -> dict:
-        return {"img_size": self.decode_size, "channels": self.channels, "default_size": self.default_size}
+        # crop_pct 1 here: the stored square keeps the margin that evaluation's centre crop (input_view) and
+        # training's random crops cut from
+        return {"img_size": self.decode_size, "channels": self.channels, "default_size": self.default_size,
+                "resize": self.resize}
 
     def apply(self, data, log) -> None:
-        """Point `data` at the model resolution and the weights' statistics (stored in every checkpoint)."""
+        """Point `data` at the model resolution, the resize policy and the weights' statistics (all three stored
+        in every checkpoint)."""
         if self.img_size is not None and self.img_size != data.img_size:
-            log(f"note: images kept at {data.img_size}x{data.img_size} in memory, resized to {self.img_size}x"
-                f"{self.img_size} per batch")
+            how = ("aspect kept; evaluation takes the centre" if self.resize == "crop"
+                   else "resized per batch to")
+            log(f"note: images kept at {data.img_size}x{data.img_size} in memory ({how} {self.img_size}x"
+                f"{self.img_size})")
             data.img_size = self.img_size
+        if self.resize == "crop":
+            data.resize, data.crop_pct = self.resize, self.crop_pct
         if self.mean is not None and len(self.mean) == data.channels:
             data.mean, data.std = [float(v) for v in self.mean], [float(v) for v in self.std]
             log(f"note: normalising with the {self.source} statistics (mean {_fmt(data.mean)}, std {_fmt(data.std)})")
@@ -108,8 +119,9 @@ def _fmt(v: list[float]) -> str:
 def _native_size(cfg: TrainConfig) -> tuple[int, int]:
     """(side of the training images if all are square and equal else 0, number of images in all splits)."""
     from ..data import find_data
+    from ..data.sources import DataOptions
     from ..data.decode import peek_files
-    spec = find_data(cfg.data, cfg.data_root)
+    spec = find_data(cfg.data, cfg.data_root, DataOptions.from_config(cfg))
     n = sum(len(s) for s in (spec.train, spec.val, spec.test) if s is not None)
     if spec.train.arrays is not None:
         h, w = spec.train.arrays.shape[1:3]
@@ -138,7 +150,18 @@ def input_plan(cfg: TrainConfig, default_size: int) -> InputPlan:
     if native and native * 2 <= target and n * (channels or 3) * target ** 2 > ON_THE_FLY_BYTES:
         # e.g. CIFAR at 224: 60,000 x 3 x 224 x 224 bytes = 9 GB decoded, 184 MB at 32x32 resized per batch
         plan.decode_size, plan.img_size = native, target
+    elif cfg.recipe == "finetune":
+        # The convention the ImageNet weights were trained with: aspect kept, shorter side to S, centre crop.
+        # Decoded once at S x S, so training's random crops have a margin to move in.
+        s = stored_size(target)
+        plan.decode_size, plan.img_size, plan.resize, plan.crop_pct = s, target, "crop", target / s
     return plan
+
+
+def stored_size(img_size: int) -> int:
+    """About img_size / 0.875 (256 for 224), with an even margin: the centre img_size crop of the stored square
+    is then pixel for pixel Preprocess(resize="crop", crop_pct=img_size / S) applied to the original photo."""
+    return img_size + 2 * round(img_size * (1 / EVAL_CROP_PCT - 1) / 2)
 
 
 def init_weights(model: nn.Module, cfg: TrainConfig, log) -> None:
@@ -212,30 +235,48 @@ def regroup_optimizer(opt: torch.optim.Optimizer, model: nn.Module, cfg: TrainCo
 
 # --------------------------------------------------------------------------- the model as training sees it
 
-class ResizeInput(nn.Module):
-    """Resize (B, C, h, w) inputs to (B, C, size, size) before the model: data kept small in memory."""
+class _FromStored(nn.Module):
+    """The model behind the step from stored images (B, C, stored, stored) to its input (B, C, size, size).
+    Batches of any other size pass unchanged: a training augmentation already cut them to the size it chose."""
 
-    def __init__(self, model: nn.Module, size: int):
+    def __init__(self, model: nn.Module, size: int, stored: int):
         super().__init__()
-        self.model = model
-        self.size = size
+        self.model, self.size, self.stored = model, size, stored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=x.shape[-1] > self.size)
-        return self.model(x)
+        return self.model(self.adapt(x) if x.shape[-2:] == (self.stored, self.stored) else x)
+
+
+class ResizeInput(_FromStored):
+    """Images kept small in memory (e.g. CIFAR's 32x32 for a model at 224), resized per batch."""
+
+    def adapt(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                             antialias=x.shape[-1] > self.size)
+
+
+class CenterCrop(_FromStored):
+    """Images stored with a margin (the crop policy at stored_size): the centre, as data/images.py crops."""
+
+    def adapt(self, x: torch.Tensor) -> torch.Tensor:
+        top, left = (x.shape[-2] - self.size) // 2, (x.shape[-1] - self.size) // 2
+        return x[..., top:top + self.size, left:left + self.size]
 
 
 def input_view(model: nn.Module, data) -> nn.Module:
-    """The model, or the model behind a per-batch resize when the data is stored below its resolution."""
+    """The model, or the model behind a per-batch resize (data stored below its resolution) or centre crop
+    (stored above it, the crop policy)."""
     stored = data.train.x.shape[-1]
-    return model if stored == data.img_size else ResizeInput(model, data.img_size)
+    if stored == data.img_size:
+        return model
+    crop = data.resize == "crop" and stored > data.img_size
+    return (CenterCrop if crop else ResizeInput)(model, data.img_size, stored)
 
 
 def training_view(model: nn.Module, data, cfg: TrainConfig) -> nn.Module:
-    """input_view in training mode, except frozen parts (and all BatchNorm with --freeze-bn) stay in eval mode:
-    frozen layers keep their running statistics and skip dropout, so they really do not change."""
+    """input_view in training mode (batches an augmentation cut to another size than the stored one pass
+    unchanged), except frozen parts (and all BatchNorm with --freeze-bn) stay in eval mode: frozen layers keep
+    their running statistics and skip dropout, so they really do not change."""
     view = input_view(model, data)
     view.train()
     for m in model.modules():

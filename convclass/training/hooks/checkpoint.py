@@ -20,7 +20,7 @@ def payload(state: TrainState, row: dict) -> dict:
     return {
         "arch": cfg.model, "arch_args": state.arch_args, "model_state": state.model.state_dict(),
         "classes": data.classes,
-        "preprocess": {"img_size": data.img_size, "channels": data.channels, "mean": data.mean, "std": data.std},
+        "preprocess": data.preprocess.to_dict(),  # size, channels, statistics and resize policy
         "metrics": {"val_acc": row["val_acc"], "val_loss": row["val_loss"], "epoch": row["epoch"]},
         "epoch": state.epoch, "history": state.history, "best_val": state.best_val, "bad_epochs": state.bad_epochs,
         "config": cfg.to_dict(), "optimizer_state": state.optimizer.state_dict(),

@@ -13,6 +13,7 @@ from . import checks
 from .data.preprocess import Preprocess
 from .errors import ConvclassError
 from .models import model_from_checkpoint
+from .precision import autocast, resolve_precision
 
 __all__ = ["LoadedModel", "HasPreprocess", "load_model", "resolve_device", "expand_inputs", "predict_logits",
            "predict", "predict_with"]
@@ -56,15 +57,17 @@ class LoadedModel(HasPreprocess):
     metrics: dict
     checkpoint_path: str
     config: dict | None = None   # the training run's settings, as the checkpoint recorded them
+    precision: str = "fp32"      # resolved --precision: the autocast of its forward passes (precision.py)
 
     @torch.no_grad()
     def predict_proba(self, x_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """uint8 (N, C, H, W) -> probabilities (N, num_classes) on the CPU."""
-        return _logits(self.model, x_uint8, self.preprocess, self.device, batch_size).softmax(1)
+        return _logits(self.model, x_uint8, self.preprocess, self.device, batch_size, self.precision).softmax(1)
 
 
-def load_model(run_or_ckpt: str | Path, device: str = "auto") -> LoadedModel:
+def load_model(run_or_ckpt: str | Path, device: str = "auto", precision: str = "auto") -> LoadedModel:
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     model, pre, classes, ckpt = model_from_checkpoint(run_or_ckpt, dev)
     # as build_metadata does for exports: metrics are shown, never computed with, so others are dropped
     raw = ckpt.get("metrics")
@@ -75,22 +78,25 @@ def load_model(run_or_ckpt: str | Path, device: str = "auto") -> LoadedModel:
         raise checks.refusal(e, run_or_ckpt, "checkpoint", "use a checkpoint written by convclass") from None
     config = ckpt.get("config")
     return LoadedModel(model=model, arch=ckpt["arch"], classes=classes, preprocess=pre, device=dev, metrics=metrics,
-                       checkpoint_path=str(run_or_ckpt), config=config if isinstance(config, dict) else None)
+                       checkpoint_path=str(run_or_ckpt), config=config if isinstance(config, dict) else None,
+                       precision=precision)
 
 
-def _logits(model: nn.Module, x: torch.Tensor, pre: Preprocess, device: torch.device, batch_size: int
-            ) -> torch.Tensor:
+def _logits(model: nn.Module, x: torch.Tensor, pre: Preprocess, device: torch.device, batch_size: int,
+            precision: str = "fp32") -> torch.Tensor:
     model.eval()
-    out = [model(pre.to_input(x[i:i + batch_size], device, non_blocking=True)).float().cpu()
-           for i in range(0, len(x), batch_size)]
+    with autocast(precision, device):
+        out = [model(pre.to_input(x[i:i + batch_size], device, non_blocking=True)).float().cpu()
+               for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, mean, std, device: torch.device,
-                   batch_size: int = 256) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float logits (N, K) on the CPU, in eval mode, batched."""
-    return _logits(model, x, Preprocess.for_batch(x, mean, std), device, batch_size)
+                   batch_size: int = 256, precision: str = "fp32") -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 logits (N, K) on the CPU, in eval mode, batched, under the autocast of
+    `precision` (resolved: fp32 | bf16 | fp16)."""
+    return _logits(model, x, Preprocess.for_batch(x, mean, std), device, batch_size, precision)
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -116,9 +122,9 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def predict(run_or_ckpt: str | Path | LoadedModel, inputs: list[str], topk: int = 5, device: str = "auto",
-            batch_size: int = 256) -> tuple[list[dict], list[tuple[str, str]]]:
+            batch_size: int = 256, precision: str = "auto") -> tuple[list[dict], list[tuple[str, str]]]:
     """Top-k predictions for images: ([{path, top: [(class, prob), ...]}], skipped (path, reason))."""
-    lm = run_or_ckpt if isinstance(run_or_ckpt, LoadedModel) else load_model(run_or_ckpt, device)
+    lm = run_or_ckpt if isinstance(run_or_ckpt, LoadedModel) else load_model(run_or_ckpt, device, precision)
     return predict_with(lm, inputs, topk, batch_size)
 
 

@@ -25,7 +25,7 @@ def exports(trained_run, tmp_path_factory):
 
 def _torch_probs(run_dir, x):
     from convclass.inference import load_model
-    return load_model(run_dir, "cpu").predict_proba(x).numpy()
+    return load_model(run_dir, "cpu", "fp32").predict_proba(x).numpy()  # the reference: fp32 on any CPU
 
 
 def _test_images(run_dir):

@@ -1,4 +1,5 @@
 """convclass evaluate"""
+from .predict import add_precision_flag
 
 
 def add_parser(sub) -> None:
@@ -10,6 +11,7 @@ def add_parser(sub) -> None:
     e.add_argument("--output", help="folder for metrics.json and plots (default RUN/eval-SPLIT)")
     e.add_argument("--device", default="auto")
     e.add_argument("--batch-size", type=int, default=256)
+    add_precision_flag(e)
     e.set_defaults(fn=run)
 
 
@@ -17,7 +19,7 @@ def run(args) -> int:
     from ..evaluation import format_report
     from ..pipeline import evaluate_and_report
     m = evaluate_and_report(args.run, data=args.data, split=args.split, output=args.output, device=args.device,
-                 batch_size=args.batch_size, data_root=args.data_root)
+                 batch_size=args.batch_size, data_root=args.data_root, precision=args.precision)
     print(format_report(m))
     print(f"written to {m['output_dir']}/ (metrics.json, per_class.csv, confusion_matrix.csv/.png)")
     print(f"report: {m['report']}")

@@ -14,6 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=256)
     add_runtime_flag(p)
+    add_precision_flag(p)
     p.set_defaults(fn=run)
 
 
@@ -25,6 +26,14 @@ def add_runtime_flag(p) -> None:
                         ".onnx file or RUN/export/model.onnx; torchscript: run a TorchScript file. TorchScript is "
                         "code: loading the file runs whatever its author wrote (it can write files), so use it only "
                         "for files you made or trust")
+
+
+def add_precision_flag(p) -> None:
+    """--precision for predict and evaluate (training's comes from TrainConfig)."""
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="arithmetic of the forward passes: auto (bf16 autocast on CPUs with AVX-512 BF16 or AMX "
+                        "and on CUDA, fp16 on older GPUs, else fp32), fp32, bf16, or fp16 (CUDA only); "
+                        "logits are always fp32")
 
 
 def write_predictions(results: list[dict], out: Path) -> None:
@@ -42,7 +51,7 @@ def write_predictions(results: list[dict], out: Path) -> None:
 def run(args) -> int:
     from ..errors import printable
     from ..export import load_predictor, predict_images
-    model = load_predictor(args.run, runtime=args.runtime, device=args.device)
+    model = load_predictor(args.run, runtime=args.runtime, device=args.device, precision=args.precision)
     results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
     for r in results:
         print(f"{printable(r['path'])}: " + "  ".join(f"{printable(c)} {p:.3f}" for c, p in r["top"]))

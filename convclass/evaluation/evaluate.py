@@ -41,11 +41,11 @@ class Scored:
 
 def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
                      output: str | Path | None = None, device: str = "auto", batch_size: int = 256,
-                     data_root: str | None = None) -> Scored:
+                     data_root: str | None = None, precision: str = "auto") -> Scored:
     """Score `split` of `data` (default: the data and split settings the model was trained with) and write
     metrics.json, per_class.csv, confusion_matrix.csv and the confusion-matrix PNGs into `output`."""
     ckpt_path = resolve_checkpoint(run_or_ckpt)
-    lm = load_model(ckpt_path, device)
+    lm = load_model(ckpt_path, device, precision)
     cfg = (lm.config or {}) if data is None else {}
     data = data or cfg.get("data")
     if not data:
@@ -81,10 +81,11 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
 
 
 def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
-             device: str = "auto", batch_size: int = 256, data_root: str | None = None) -> dict:
+             device: str = "auto", batch_size: int = 256, data_root: str | None = None, precision: str = "auto"
+             ) -> dict:
     """Metrics dict for `split` of `data`, with its files written (see score_checkpoint); no report.html (that
     is convclass.evaluate, in the pipeline)."""
-    return score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root).metrics
+    return score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root, precision).metrics
 
 
 def format_report(m: dict, max_classes: int = 50) -> str:

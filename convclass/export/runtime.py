@@ -42,12 +42,13 @@ def detect_runtime(path: str | Path) -> str:
 RUNTIMES = ("auto", "torch", "onnx", "torchscript")
 
 
-def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto", threads: int | None = None):
+def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto", threads: int | None = None,
+                   precision: str = "auto"):
     """A predictor for a run folder, checkpoint or .onnx file, or for a TorchScript file when asked for.
 
     runtime: auto (from the file; never TorchScript), torch (run folder or checkpoint, loaded weights-only),
     onnx (an .onnx file, or the run's export/model.onnx), torchscript (the explicit opt-in: a TorchScript file
-    is a program, and loading it runs it).
+    is a program, and loading it runs it). `precision` (precision.py) applies to PyTorch models only.
     """
     if runtime not in RUNTIMES:
         raise ConvclassError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -57,6 +58,9 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
         raise ConvclassError(f"refusing {path}: it is a TorchScript file, which is code that runs when loaded; "
                              "serve or predict with the run folder or an .onnx export instead, or, only if you "
                              "trust the file, pass --runtime torchscript")
+    if precision not in ("auto", "fp32") and (runtime in ("onnx", "torchscript") or found == "onnx"):
+        raise ConvclassError(f"--precision {precision} is for run folders and checkpoints; ONNX and TorchScript "
+                             "models run as they were exported (drop --precision)")
     if runtime == "torchscript":
         if found != "torchscript":
             raise ConvclassError(f"--runtime torchscript needs a TorchScript file; {path} is not one "
@@ -74,7 +78,7 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
     if found == "onnx":
         from .onnx_runtime import OnnxModel
         return OnnxModel(p, threads=threads)
-    lm = load_model(p, device)
+    lm = load_model(p, device, precision)
     lm.name = (p.name if p.is_dir() else p.parent.name)
     lm.runtime = "torch"
     return lm

@@ -52,6 +52,7 @@ class TrainState:
     device: torch.device
     steps_per_epoch: int                  # the one batches_per_epoch rule (epoch.py)
     arch_args: dict                       # create_model(cfg.model, **arch_args) rebuilds the model
+    precision: str = "fp32"               # --precision resolved (fp32 | bf16 | fp16): every forward's autocast
     ctx: DistContext = DistContext()
     log: Callable[[str], None] = print
     run_dir: Path | None = None

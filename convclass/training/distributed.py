@@ -135,13 +135,13 @@ def quiet_ddp_warnings(ctx: DistContext):
 
 
 @torch.no_grad()
-def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: DistContext):
+def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: DistContext, precision: str = "fp32"):
     """Each rank scores every world-th image; summed loss, hits and counts are all-reduced, so the figures
     cover the whole split. Returns ({loss, acc}, this rank's logits)."""
     from ..inference import predict_logits
     import torch.nn.functional as F
     x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
-    logits = predict_logits(model, x, mean, std, device, batch_size)
+    logits = predict_logits(model, x, mean, std, device, batch_size, precision)
     loss_sum = F.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0
     correct = float((logits.argmax(1) == y).sum()) if len(y) else 0.0
     loss_sum, correct, n = all_reduce_sum([loss_sum, correct, float(len(y))], ctx, device)

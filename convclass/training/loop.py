@@ -25,7 +25,7 @@ def fit(state: TrainState, hooks: list[Hook]) -> list[dict]:
             t0 = time.perf_counter()
             train = train_one_epoch(state, hooks)
             val, _ = validate(state.eval_model, state.data.val, state.data, state.device, state.eval_batch_size,
-                              state.ctx)
+                              state.ctx, precision=state.precision)
             lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
             if state.when == "epoch":
                 state.scheduler.step()
@@ -46,12 +46,16 @@ def fit(state: TrainState, hooks: list[Hook]) -> list[dict]:
 
 @torch.no_grad()
 def validate(model, split, data: PreparedData, device, batch_size: int,
-             ctx: DistContext = DistContext(), tta: str = "none") -> tuple[dict, torch.Tensor]:
+             ctx: DistContext = DistContext(), tta: str = "none", precision: str = "fp32"
+             ) -> tuple[dict, torch.Tensor]:
     """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
-    world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share."""
+    world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share.
+    `precision`: the run's resolved one (TrainState.precision)."""
     if ctx.enabled:
-        return validate_sharded(finetune.input_view(model, data), split, data.mean, data.std, device, batch_size, ctx)
-    logits = tta_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size, tta)
+        return validate_sharded(finetune.input_view(model, data), split, data.mean, data.std, device, batch_size, ctx,
+                                precision)
+    logits = tta_logits(finetune.input_view(model, data), split.x, data.mean, data.std, device, batch_size, tta,
+                        precision)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits
     loss = F.cross_entropy(logits, split.y).item()

@@ -16,6 +16,7 @@ from ..errors import ConvclassError
 from ..inference import resolve_device
 from ..data.summary import data_summary, format_data_summary
 from ..models import count_parameters, create_model, model_entry
+from ..precision import describe_precision, resolve_precision
 from ..runtime import tune_cpu_allocator
 from . import finetune
 from .core import TrainState
@@ -141,8 +142,10 @@ def build_state(cfg: TrainConfig, data: PreparedData, model: nn.Module, arch_arg
         class_weights = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(device)
     elif cfg.balance == "sampler":
         sample_weights = (1.0 / counts.clamp(min=1))[data.train.y]
+    precision = resolve_precision(cfg.precision, device, amp=cfg.amp)
+    log(describe_precision(cfg.precision, precision, device))
     return TrainState(cfg=cfg, data=data, model=model, optimizer=opt, scheduler=scheduler, when=when,
-                      scaler=torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
+                      scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"), precision=precision,
                       augment=build_augment(cfg.augment, data.train.x.shape[-1], data.channels),
                       class_weights=class_weights, sample_weights=sample_weights, device=device,
                       steps_per_epoch=steps, arch_args=arch_args, ctx=ctx, log=log)

@@ -1,5 +1,6 @@
 """One optimizer step: forward and backward, optionally in micro-batches (gradient accumulation), gradient
-clipping, the (AMP-scaled) update and a per-batch schedule step."""
+clipping, the update (loss-scaled under fp16) and a per-batch schedule step. Forward passes run under the run's
+autocast (precision.py); the weights, their gradients and the optimizer state stay fp32."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..precision import autocast
 
 if TYPE_CHECKING:
     from .core import TrainState
@@ -29,21 +32,21 @@ def chunk_bounds(n: int, micro_batch: int | None) -> list[tuple[int, int]]:
 
 
 def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_batch: int | None, scaler,
-                     class_weights, label_smoothing: float, use_amp: bool, where: str
+                     class_weights, label_smoothing: float, precision: str, where: str
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate the gradient of the batch's mean loss; returns (loss, logits), detached.
 
     With micro_batch, the batch runs in chunks whose losses are weighted by their share of the batch: the same
     update as one pass for models without BatchNorm, with a fraction of the activation memory (BatchNorm then
     normalises each chunk on its own, like ghost batch norm). Under DDP gradients are all-reduced once, after
-    the last chunk."""
+    the last chunk. `precision`: resolved, fp32 | bf16 | fp16."""
     bounds = chunk_bounds(len(xb), micro_batch)
     loss, logits = torch.zeros((), device=xb.device), []
     for c, (lo, hi) in enumerate(bounds):
         share = (hi - lo) / len(xb)
         sync = c == len(bounds) - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if sync else model.no_sync():
-            with torch.autocast(xb.device.type, dtype=torch.float16, enabled=use_amp):
+            with autocast(precision, xb.device):
                 out = model(xb[lo:hi])
                 part = F.cross_entropy(out.float(), target[lo:hi], weight=class_weights,
                                        label_smoothing=label_smoothing)
@@ -51,7 +54,7 @@ def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_bat
                 raise Diverged(f"loss became {part.item()} at {where}")
             scaler.scale(part * share).backward()
         loss = loss + part.detach() * share
-        logits.append(out.detach())
+        logits.append(out.detach().float())
     return loss, (torch.cat(logits) if len(logits) > 1 else logits[0])
 
 
@@ -62,7 +65,7 @@ def optimizer_step(state: TrainState, net: nn.Module, xb: torch.Tensor, target: 
     opt.zero_grad(set_to_none=True)
     loss, logits = forward_backward(net, xb, target, micro_batch=cfg.micro_batch, scaler=scaler,
                                     class_weights=state.class_weights, label_smoothing=cfg.label_smoothing,
-                                    use_amp=cfg.amp and state.device.type == "cuda",
+                                    precision=state.precision,
                                     where=f"epoch {state.epoch + 1}, step {state.batch + 1}")
     if cfg.grad_clip:
         scaler.unscale_(opt)

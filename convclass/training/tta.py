@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
+from ..precision import autocast
 
 __all__ = ["TTA_MODES", "check_tta", "tta_logits"]
 
@@ -40,15 +41,17 @@ def _views_logits(model, xb: torch.Tensor, mode: str) -> torch.Tensor:
 
 @torch.no_grad()
 def tta_logits(model, x: torch.Tensor, mean, std, device: torch.device, batch_size: int = 256,
-               mode: str = "flip") -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float logits (N, K) on the CPU, averaged over the views of `mode`, in eval mode."""
+               mode: str = "flip", precision: str = "fp32") -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 logits (N, K) on the CPU, averaged over the views of `mode`, in eval mode,
+    under the autocast of `precision` (resolved: fp32 | bf16 | fp16)."""
     check_tta(mode)
     from ..inference import predict_logits
     if mode == "none":
-        return predict_logits(model, x, mean, std, device, batch_size)
+        return predict_logits(model, x, mean, std, device, batch_size, precision)
     model.eval()
     batch_size = min(batch_size, 256)  # each batch runs through up to 6 views: bounds peak activation memory
     pre = Preprocess.for_batch(x, mean, std)
-    out = [_views_logits(model, pre.to_input(x[i:i + batch_size], device), mode).float().cpu()
-           for i in range(0, len(x), batch_size)]
+    with autocast(precision, device):  # each view's logits cast to fp32 before they are averaged
+        out = [_views_logits(lambda v: model(v).float(), pre.to_input(x[i:i + batch_size], device), mode).cpu()
+               for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 0)

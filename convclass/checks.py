@@ -10,8 +10,9 @@ from pathlib import Path
 
 from .errors import ConvclassError
 
-__all__ = ["Invalid", "need", "is_num", "text", "whole", "per_channel", "class_names", "metrics", "refusal",
-           "check_output_shape", "MAX_IMG_SIZE", "MAX_INPUT_VALUES", "MAX_CLASSES", "MAX_TEXT", "STD_MIN"]
+__all__ = ["Invalid", "need", "is_num", "text", "whole", "per_channel", "class_names", "display_labels",
+           "display_names", "metrics", "refusal", "check_output_shape", "MAX_IMG_SIZE", "MAX_INPUT_VALUES",
+           "MAX_CLASSES", "MAX_TEXT", "STD_MIN"]
 
 # Limits on what a model file may ask of this machine. A convclass model never comes near them; a crafted one
 # that does (img_size 20000: gigabytes per request) is refused before any image is decoded for it.
@@ -58,6 +59,23 @@ def class_names(v) -> list[str]:
          and all(isinstance(c, str) and 0 < len(c) <= MAX_TEXT for c in v) and len(set(v)) == len(v),
          "classes", v, f"a list of 1 to {MAX_CLASSES} distinct names of 1 to {MAX_TEXT} characters")
     return list(v)
+
+
+def display_labels(v, k: int) -> list[str] | None:
+    """Optional display names, one per class (they may repeat: ImageNet has two "crane"s); None when absent."""
+    if v is None:
+        return None
+    need(isinstance(v, list) and len(v) == k and all(isinstance(c, str) and 0 < len(c) <= MAX_TEXT for c in v),
+         "class_names", v, f"a list of {k} names (one per class) of 1 to {MAX_TEXT} characters")
+    return list(v)
+
+
+def display_names(obj) -> list[str]:
+    """What to show for each class of a model, checkpoint or predictions dict: its `class_names` when it has them
+    (data/names.py), else its `classes`, which stay the keys labels are matched by."""
+    get = obj.get if isinstance(obj, dict) else (lambda key: getattr(obj, key, None))
+    names = get("class_names")
+    return list(names) if names is not None else list(get("classes"))
 
 
 def metrics(v) -> dict[str, float]:

@@ -70,6 +70,25 @@ class TrainConfig:
                                  "path,label")
     data_root: str = option("~/.cache/convclass", "where built-in datasets are downloaded and decoded images cached",
                             metavar="DIR")
+    # reading a CSV/TSV --data (data/table.py) and the class display names (data/names.py): data.DataOptions
+    path_column: int | str | None = option(help="CSV column of the image paths or ids: its header name or 0-based "
+                                                "index", range=(0, 9999), metavar="NAME|INDEX",
+                                           unset="path, file, filename, image, image_id, id ... or the first")
+    label_column: int | str | None = option(help="CSV column of the labels (names or integers): its header name or "
+                                                 "0-based index", range=(0, 9999), metavar="NAME|INDEX",
+                                            unset="label, class, classid, category, target ... or the second")
+    group_column: int | str | None = option(help="CSV column saying which images belong together (one subject, "
+                                                 "video or patient)", range=(0, 9999), metavar="NAME|INDEX",
+                                            unset="group, subject, patient, video ... if there is one")
+    image_root: str | None = option(help="folder the CSV's relative image names are in", metavar="DIR",
+                                    unset="the CSV's folder, else a train/, test/, images/ or <CSV name>/ folder "
+                                          "beside it that holds them")
+    image_ext: str | None = option(help="extension added to CSV image ids that lack it, e.g. .jpg", metavar=".EXT",
+                                   unset="as written, else the common image extension that finds the files")
+    class_names: str | None = option(help="display names of the classes: classes.txt (one per line in class order, "
+                                          "or `key name` lines), words.txt (wnid<TAB>name) or a JSON object of "
+                                          "key: name", metavar="FILE",
+                                     unset="class_names.json, classes.txt or words.txt beside the data, if any")
     img_size: int | None = option(help="side in pixels of the square images the model sees", range=(4, MAX_IMG_SIZE),
                                   metavar="PIXELS", unset="the native size if every image has it, else the model's")
     channels: Literal[1, 3] | None = option(help="1 (grey) or 3 (RGB); grey images are repeated to RGB",
@@ -273,7 +292,7 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 # What `train --resume RUN` may change: how the rest of the run is watched and where it runs, not what it learns.
 SAFE_ON_RESUME = ("epochs", "quiet", "patience", "threads", "workers", "device", "report", "eval_batch_size",
                   "val_every")
-_PATHS = ("data", "data_root", "weights", "runs_dir")
+_PATHS = ("data", "data_root", "weights", "runs_dir", "image_root", "class_names")
 
 
 def resume_overrides(saved: TrainConfig, overrides: dict[str, Any], run_dir: str | Path

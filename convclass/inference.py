@@ -58,6 +58,7 @@ class LoadedModel(HasPreprocess):
     checkpoint_path: str
     config: dict | None = None   # the training run's settings, as the checkpoint recorded them
     precision: str = "fp32"      # resolved --precision: the autocast of its forward passes (precision.py)
+    class_names: list[str] | None = None  # display names, one per class (checks.display_names)
 
     @torch.no_grad()
     def predict_proba(self, x_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -74,12 +75,13 @@ def load_model(run_or_ckpt: str | Path, device: str = "auto", precision: str = "
     numbers = {k: v for k, v in raw.items() if isinstance(v, (int, float))} if isinstance(raw, dict) else {}
     try:
         metrics = checks.metrics(numbers)
+        class_names = checks.display_labels(ckpt.get("class_names"), len(classes))
     except checks.Invalid as e:
         raise checks.refusal(e, run_or_ckpt, "checkpoint", "use a checkpoint written by convclass") from None
     config = ckpt.get("config")
     return LoadedModel(model=model, arch=ckpt["arch"], classes=classes, preprocess=pre, device=dev, metrics=metrics,
                        checkpoint_path=str(run_or_ckpt), config=config if isinstance(config, dict) else None,
-                       precision=precision)
+                       precision=precision, class_names=class_names)
 
 
 def _logits(model: nn.Module, x: torch.Tensor, pre: Preprocess, device: torch.device, batch_size: int,
@@ -123,7 +125,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 def predict(run_or_ckpt: str | Path | LoadedModel, inputs: list[str], topk: int = 5, device: str = "auto",
             batch_size: int = 256, precision: str = "auto") -> tuple[list[dict], list[tuple[str, str]]]:
-    """Top-k predictions for images: ([{path, top: [(class, prob), ...]}], skipped (path, reason))."""
+    """Top-k predictions for images: ([{path, top: [(class, prob), ...]}], skipped (path, reason)); with
+    display names (checks.display_names) each result has `names` too, one per entry of `top`."""
     lm = run_or_ckpt if isinstance(run_or_ckpt, LoadedModel) else load_model(run_or_ckpt, device, precision)
     return predict_with(lm, inputs, topk, batch_size)
 
@@ -134,6 +137,8 @@ def predict_with(predictor, inputs: list[str], topk: int = 5, batch_size: int = 
     (a LoadedModel here, an exported ONNX/TorchScript model in export/exported.py)."""
     paths = expand_inputs(inputs)
     k = min(topk, len(predictor.classes))
+    names = checks.display_names(predictor)
+    names = names if names != list(predictor.classes) else None
     results, skipped = [], []
     for i in range(0, len(paths), batch_size):
         x, ok, bad = predictor.preprocess_files(paths[i:i + batch_size])
@@ -143,4 +148,6 @@ def predict_with(predictor, inputs: list[str], topk: int = 5, batch_size: int = 
         p, idx = predictor.predict_proba(x, batch_size).topk(k, dim=1)
         for path, pr, ix in zip(ok, p.tolist(), idx.tolist()):
             results.append({"path": path, "top": [(predictor.classes[j], float(q)) for j, q in zip(ix, pr)]})
+            if names:
+                results[-1]["names"] = [names[j] for j in ix]
     return results, skipped

@@ -43,9 +43,13 @@ def write_predictions(results: list[dict], out: Path) -> None:
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
         k = max((len(r["top"]) for r in results), default=0)
-        w.writerow(["path"] + [f"{x}{i + 1}" for i in range(k) for x in ("class", "prob")])
+        named = any("names" in r for r in results)  # display names: a name column after each class
+        cols = ("class", "name", "prob") if named else ("class", "prob")
+        w.writerow(["path"] + [f"{x}{i + 1}" for i in range(k) for x in cols])
         for r in results:
-            w.writerow([r["path"]] + [v for c, p in r["top"] for v in (c, f"{p:.6f}")])
+            names = r.get("names") or [c for c, _ in r["top"]]
+            cells = [[c, n, f"{p:.6f}"] if named else [c, f"{p:.6f}"] for (c, p), n in zip(r["top"], names)]
+            w.writerow([r["path"]] + [v for cell in cells for v in cell])
 
 
 def run(args) -> int:
@@ -54,7 +58,8 @@ def run(args) -> int:
     model = load_predictor(args.run, runtime=args.runtime, device=args.device, precision=args.precision)
     results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
     for r in results:
-        print(f"{printable(r['path'])}: " + "  ".join(f"{printable(c)} {p:.3f}" for c, p in r["top"]))
+        shown = zip(r.get("names") or [c for c, _ in r["top"]], (p for _, p in r["top"]))
+        print(f"{printable(r['path'])}: " + "  ".join(f"{printable(n)} {p:.3f}" for n, p in shown))
     for path, reason in skipped:
         print(f"skipped {printable(path)}: {printable(reason)}", file=sys.stderr)
     if args.output:

@@ -1,7 +1,6 @@
-"""Finding images and labels in a folder tree or a CSV: split folders, class folders, Tiny-ImageNet, path,label."""
+"""Finding images and labels in a folder tree or a CSV: split folders, class folders, Tiny-ImageNet, CSV/TSV."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -9,7 +8,8 @@ import numpy as np
 
 from ..errors import ConvclassError
 from ..safeio import Refused, read_regular
-from .sources import DataSpec, LabeledSet
+from .sources import DataOptions, DataSpec, LabeledSet
+from .table import read_table
 
 __all__ = ["scan_folder", "scan_csv", "SPLIT_ALIASES"]
 
@@ -140,27 +140,10 @@ def scan_folder(path: str | Path) -> DataSpec:
     return DataSpec(name=path.name, classes=classes, train=_labeled(found, classes, "", path), notes=notes)
 
 
-def scan_csv(path: str | Path) -> DataSpec:
-    """A CSV of `path,label` rows (a header row is optional); paths are relative to the CSV's folder."""
-    path = Path(path).expanduser()
-    base = path.parent
-    rows = []
-    with open(path, newline="") as f:
-        for i, row in enumerate(csv.reader(f)):
-            if not row or row[0].startswith("#"):
-                continue
-            if len(row) < 2:
-                raise ConvclassError(f"{path} line {i + 1}: expected `path,label`, got {row!r}")
-            rows.append((row[0].strip(), row[1].strip()))
-    if rows and rows[0][0].lower() in ("path", "file", "filename", "image") and not (base / rows[0][0]).exists():
-        rows = rows[1:]
-    if not rows:
-        raise ConvclassError(f"{path} has no `path,label` rows")
-    classes = sorted({label for _, label in rows})
-    index = {c: i for i, c in enumerate(classes)}
-    paths = [str(p if Path(p).is_absolute() else base / p) for p, _ in rows]
-    labels = np.asarray([index[label] for _, label in rows], dtype=np.int64)
-    return DataSpec(name=path.stem, classes=classes, train=LabeledSet(labels=labels, paths=paths))
+def scan_csv(path: str | Path, options: DataOptions | None = None) -> DataSpec:
+    """A CSV/TSV of image paths and labels in any common shape (data/table.py); a plain `path,label` file (header
+    optional, paths relative to the CSV's folder) reads as it always has."""
+    return read_table(Path(path).expanduser(), options)
 
 
 def _read_text(path: Path) -> str:
@@ -202,4 +185,5 @@ def _scan_tiny_imagenet(path: Path) -> DataSpec:
     if len(set(names)) != len(names):
         names = classes
     notes.append("tiny-imagenet: the labelled val/ split is used as the test split")
-    return DataSpec(name=path.name, classes=names, train=train, test=test, notes=notes)
+    # the names from words.txt are already the classes (runs depend on it): no display names on top
+    return DataSpec(name=path.name, classes=names, train=train, test=test, notes=notes, class_names=names)

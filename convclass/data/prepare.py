@@ -15,7 +15,8 @@ from .builtin import BUILTIN, load_builtin
 from .decode import decode_set, peek_files
 from .folder import scan_csv, scan_folder
 from .preprocess import Preprocess, check_policy
-from .sources import DataSpec
+from .names import with_class_names
+from .sources import DataOptions, DataSpec
 
 __all__ = ["TensorSplit", "PreparedData", "channel_stats", "find_data", "prepare_data", "stratified_split"]
 
@@ -48,6 +49,7 @@ class PreparedData:
     # is the recipe for an original file, the one checkpoints record.
     resize: str = "squash"
     crop_pct: float = 1.0
+    class_names: list[str] | None = None  # display names aligned with `classes` (data/names.py)
 
     @property
     def preprocess(self) -> Preprocess:
@@ -60,10 +62,16 @@ class PreparedData:
                 f"test {len(self.test)} images, {self.channels}x{self.img_size}x{self.img_size}")
 
 
-def find_data(data: str, data_root: str = "~/.cache/convclass") -> DataSpec:
+def find_data(data: str, data_root: str = "~/.cache/convclass", options: DataOptions | None = None) -> DataSpec:
+    """The dataset `data` names; `options`: how to read a CSV and where the class display names are."""
+    options = options or DataOptions()
+    return with_class_names(_find_spec(data, data_root, options), data, options.class_names)
+
+
+def _find_spec(data: str, data_root: str, options: DataOptions) -> DataSpec:
     p = Path(data).expanduser()
-    if p.is_file() and p.suffix.lower() == ".csv":
-        return scan_csv(p)
+    if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+        return scan_csv(p, options)
     if p.is_dir():
         return scan_folder(p)
     key = data.lower().replace("_", "-")
@@ -148,10 +156,11 @@ def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
 def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass", img_size: int | None = None,
                  channels: int | None = None, val_split: float = 0.1, test_split: float = 0.2,
                  subset: int | None = None, seed: int = 0, default_size: int = 64,
-                 verbose: bool = True, resize: str = "squash", crop_pct: float = 1.0) -> PreparedData:
+                 verbose: bool = True, resize: str = "squash", crop_pct: float = 1.0,
+                 options: DataOptions | None = None) -> PreparedData:
     """The splits decoded at img_size by the resize policy (`resize`, `crop_pct`: data/preprocess.py)."""
     check_policy(resize, crop_pct)
-    spec = find_data(data, data_root)
+    spec = find_data(data, data_root, options)
     notes = list(spec.notes)
     train = spec.train
     if len(train) == 0:
@@ -192,4 +201,5 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
     tensors = {k: _to_split(d.images, d.labels, d.paths) for k, d in splits.items()}
     mean, std = _cached_stats(tensors["train"].x, splits["train"].cache)
     return PreparedData(name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std,
-                        broken=broken, notes=notes, resize=resize, crop_pct=crop_pct, **tensors)
+                        broken=broken, notes=notes, resize=resize, crop_pct=crop_pct,
+                        class_names=spec.class_names, **tensors)

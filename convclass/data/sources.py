@@ -1,19 +1,22 @@
 """Where a split's images come from, before decoding: in-memory arrays or file paths, plus integer labels."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
-__all__ = ["LabeledSet", "DataSpec"]
+__all__ = ["LabeledSet", "DataSpec", "DataOptions"]
 
 
 @dataclass
 class LabeledSet:
-    """Either `arrays` (N, H, W, C) uint8 or `paths` (N file names); `labels` (N,) int64."""
+    """Either `arrays` (N, H, W, C) uint8 or `paths` (N file names); `labels` (N,) int64; `groups` (N,) str when
+    the data says which images belong together (a CSV's group column), for splits that keep groups whole."""
     labels: np.ndarray
     arrays: np.ndarray | None = None
     paths: list[str] | None = None
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -24,6 +27,7 @@ class LabeledSet:
             labels=self.labels[idx],
             arrays=None if self.arrays is None else self.arrays[idx],
             paths=None if self.paths is None else [self.paths[i] for i in idx],
+            groups=None if self.groups is None else self.groups[idx],
         )
 
 
@@ -36,3 +40,22 @@ class DataSpec:
     val: LabeledSet | None = None
     test: LabeledSet | None = None
     notes: list[str] = field(default_factory=list)  # things the user should hear (ignored folders, ...)
+    class_names: list[str] | None = None  # display names aligned with `classes` (which stay the keys)
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read a CSV/TSV (data/table.py) and where the class display names are (data/names.py): the
+    TrainConfig options of the same names. None everywhere: found from the file itself."""
+    path_column: int | str | None = None
+    label_column: int | str | None = None
+    group_column: int | str | None = None
+    image_root: str | None = None
+    image_ext: str | None = None
+    class_names: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "DataOptions":
+        """From a TrainConfig, or the config dict a checkpoint recorded (older ones lack these keys)."""
+        get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+        return cls(**{f.name: get(f.name, None) for f in fields(cls)})

@@ -11,6 +11,7 @@ import torch
 
 from ..checkpoint import resolve_checkpoint
 from ..data import PreparedData, TensorSplit, prepare_data
+from ..data.sources import DataOptions
 from ..errors import ConvclassError
 from ..inference import load_model
 from ..metrics import classification_metrics
@@ -37,6 +38,7 @@ class Scored:
     split: TensorSplit
     data: PreparedData
     output_dir: Path
+    class_names: list[str] | None = None  # the model's display names, one per class (checks.display_names)
 
 
 def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
@@ -55,7 +57,8 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
     pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"), img_size=lm.img_size,
                       channels=lm.channels, val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
                       subset=cfg.get("subset"), seed=cfg.get("seed", 0), resize=lm.preprocess.resize,
-                      crop_pct=lm.preprocess.crop_pct)  # decoded as training's evaluation saw them
+                      crop_pct=lm.preprocess.crop_pct,  # decoded as training's evaluation saw them
+                      options=DataOptions.from_config(cfg))  # how the run read its CSV
     s = getattr(pd, split)
     remap = torch.from_numpy(_remap_labels(pd.classes, lm.classes))
     y = remap[s.y].numpy()
@@ -77,7 +80,7 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix.png")
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix_norm.png", normalize=True)
     m["output_dir"] = str(out)
-    return Scored(metrics=m, y=y, probs=probs, split=s, data=pd, output_dir=out)
+    return Scored(metrics=m, y=y, probs=probs, split=s, data=pd, output_dir=out, class_names=lm.class_names)
 
 
 def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,

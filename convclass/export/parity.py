@@ -44,11 +44,12 @@ def load_samples(ckpt: dict, pre: Preprocess, data: str | None, n_parity: int, n
     if data:
         try:
             from ..data import prepare_data
+            from ..data.sources import DataOptions
             pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"),
                               img_size=pre.img_size, channels=pre.channels, resize=pre.resize,
                               crop_pct=pre.crop_pct,
                               val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
-                              subset=cfg.get("subset"), seed=cfg.get("seed", 0))
+                              subset=cfg.get("subset"), seed=cfg.get("seed", 0), options=DataOptions.from_config(cfg))
             index = {c: i for i, c in enumerate(ckpt["classes"])}
             if all(c in index for c in pd.classes) and len(pd.test):
                 remap = np.asarray([index[c] for c in pd.classes], dtype=np.int64)

@@ -15,6 +15,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
+from ..data.sources import DataOptions
 from ..errors import ConvclassError
 from ..metrics import expected_calibration_error
 from ..models import model_entry
@@ -68,7 +69,8 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
     entry = model_entry(cfg.model)
     plan = finetune.input_plan(cfg, entry.default_img_size)
     data = prepare_data(cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split,
-                        subset=cfg.subset, seed=cfg.seed, verbose=not cfg.quiet, **plan.prepare_kwargs())
+                        subset=cfg.subset, seed=cfg.seed, verbose=not cfg.quiet, options=DataOptions.from_config(cfg),
+                        **plan.prepare_kwargs())
     pool = _pool(data)
     y = pool.y.numpy()
     counts = np.bincount(y, minlength=len(data.classes))

@@ -20,6 +20,7 @@ def evaluate_and_report(run_or_ckpt: str | Path, data: str | None = None, split:
     s = score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root, precision)
     # reporting/ reads only these files, so the report of a split looks like the report of a training run
     (s.output_dir / "data_summary.json").write_text(json.dumps(data_summary(s.data), indent=1))
-    save_predictions(s.output_dir, s.y, s.probs, s.metrics["classes"], s.split.paths, split=split)
+    save_predictions(s.output_dir, s.y, s.probs, s.metrics["classes"], s.split.paths, split=split,
+                     class_names=s.class_names)
     s.metrics["report"] = str(build_report(s.output_dir, images=s.split.x))
     return s.metrics

@@ -54,7 +54,8 @@ def score_best(state: TrainState) -> dict:
     log(f"test accuracy {m['accuracy']:.2%}{top5}  macro F1 {m['f1_macro']:.4f}  ({m['n']} images, "
         f"best epoch {m['checkpoint_epoch']})")
     (run_dir / "data_summary.json").write_text(json.dumps(data_summary(data), indent=1))
-    save_predictions(run_dir, data.test.y.numpy(), probs.numpy(), data.classes, data.test.paths)
+    save_predictions(run_dir, data.test.y.numpy(), probs.numpy(), data.classes, data.test.paths,
+                     class_names=data.class_names)
     if cfg.report:
         try:
             log(f"report: {build_report(run_dir, images=data.test.x)}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import display_names
 from ..errors import ConvclassError
 from ..metrics import calibration_bins, classification_metrics, expected_calibration_error, most_confused_pairs
 from .html import FIGURES, write_html
@@ -20,13 +21,15 @@ __all__ = ["save_predictions", "load_predictions", "draw_figures", "build_report
 
 
 def save_predictions(folder: str | Path, y_true, probs, classes: list[str], paths: list[str] | None = None,
-                     split: str = "test") -> Path:
-    """predictions.npz: labels, float16 probabilities and file paths; never the images themselves."""
+                     split: str = "test", class_names: list[str] | None = None) -> Path:
+    """predictions.npz: labels, float16 probabilities and file paths, and the classes' display names when there
+    are any (the report shows them); never the images themselves."""
     folder = Path(folder)
     out = folder / "predictions.npz"
     np.savez_compressed(out, y_true=np.asarray(y_true, np.int64), probs=np.asarray(probs, np.float16),
                         classes=np.asarray(classes, dtype=str), split=np.asarray(split),
-                        paths=np.asarray(paths if paths is not None else [], dtype=str))
+                        paths=np.asarray(paths if paths is not None else [], dtype=str),
+                        **({"class_names": np.asarray(class_names, dtype=str)} if class_names else {}))
     return out
 
 
@@ -37,8 +40,11 @@ def load_predictions(folder: str | Path) -> dict:
     with np.load(p, allow_pickle=False) as z:
         probs = z["probs"].astype(np.float64)
         probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)  # float16 storage: renormalise
-        return {"y_true": z["y_true"], "probs": probs, "classes": [str(c) for c in z["classes"]],
-                "paths": [str(p) for p in z["paths"]] or None, "split": str(z["split"])}
+        classes = [str(c) for c in z["classes"]]
+        names = [str(c) for c in z["class_names"]] if "class_names" in z else None
+        return {"y_true": z["y_true"], "probs": probs, "classes": classes,
+                "paths": [str(p) for p in z["paths"]] or None, "split": str(z["split"]),
+                "class_names": names if names and len(names) == len(classes) else None}
 
 
 def _find_up(folder: Path, name: str) -> Path | None:
@@ -71,7 +77,7 @@ def _images_from_paths(paths: list[str]) -> list[np.ndarray] | None:
 
 def _draw_grids(fig_dir: Path, pred: dict, images) -> None:
     from .grids import confident_indices, plot_prediction_grid
-    y, probs, classes = pred["y_true"], pred["probs"], pred["classes"]
+    y, probs, classes = pred["y_true"], pred["probs"], display_names(pred)
     for correct, name in ((True, "confident_correct.png"), (False, "confident_wrong.png")):
         idx = confident_indices(y, probs, correct)
         if images is not None:
@@ -98,7 +104,7 @@ def draw_figures(folder: str | Path, images=None) -> dict:
     if history:
         plot_curves(history, fig_dir / "curves.png", title=f"training curves: {folder.name}")
     pred = load_predictions(folder)
-    y, probs, classes = pred["y_true"], pred["probs"], pred["classes"]
+    y, probs, classes = pred["y_true"], pred["probs"], display_names(pred)
     m = classification_metrics(y, probs, classes)
     bins = calibration_bins(y, probs)
     ece = expected_calibration_error(y, probs)

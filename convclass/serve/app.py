@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..checks import display_names
 from .batcher import MicroBatcher
 from .body import extract_images, read_body
 from .cam import overlay_png
@@ -50,6 +51,7 @@ def model_info(predictor, limits: ServeLimits) -> dict:
     test_acc = predictor.metrics.get("test_acc")
     return {"name": getattr(predictor, "name", predictor.arch), "arch": predictor.arch,
             "runtime": getattr(predictor, "runtime", "torch"), "classes": list(predictor.classes),
+            "class_names": display_names(predictor),  # what the page shows; `classes` stay the keys
             "num_classes": len(predictor.classes), "img_size": predictor.img_size, "channels": predictor.channels,
             "mean": list(predictor.mean), "std": list(predictor.std),
             "test_acc": float(test_acc) if test_acc is not None else None, "gradcam": _cam_layer(predictor) is not None,
@@ -172,7 +174,8 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
         x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()   # (N, C, H, W) uint8
         probs = await batcher.predict(x)
         p, idx = probs.topk(k, dim=1)
-        preds = [{"file": name, "top": [{"class": predictor.classes[j], "prob": round(float(q), 6)}
+        preds = [{"file": name, "top": [{"class": predictor.classes[j], "name": info["class_names"][j],
+                                         "prob": round(float(q), 6)}
                                         for j, q in zip(ix, pr)]}
                  for (name, _), pr, ix in zip(files, p.tolist(), idx.tolist())]
         for i in range(min(len(preds), limits.max_gradcam) if want_cam else 0):

@@ -53,7 +53,8 @@ def openapi_schema(limits: ServeLimits, title: str, num_classes: int) -> dict:
             "Prediction": {"type": "object", "properties": {
                 "file": {"type": "string", "description": "the upload's base name, for display only"},
                 "top": {"type": "array", "items": {"type": "object", "properties": {
-                    "class": {"type": "string"}, "prob": {"type": "number"}}}},
+                    "class": {"type": "string"}, "prob": {"type": "number"},
+                    "name": {"type": "string", "description": "the class's display name (its key when it has none)"}}}},
                 "gradcam": {"type": "string", "description": "PNG data URL, when asked for"}}},
             "Predictions": {"type": "object", "properties": {
                 "model": {"type": "string"}, "seconds": {"type": "number"},

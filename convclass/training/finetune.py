@@ -119,8 +119,9 @@ def _fmt(v: list[float]) -> str:
 def _native_size(cfg: TrainConfig) -> tuple[int, int]:
     """(side of the training images if all are square and equal else 0, number of images in all splits)."""
     from ..data import find_data
+    from ..data.sources import DataOptions
     from ..data.decode import peek_files
-    spec = find_data(cfg.data, cfg.data_root)
+    spec = find_data(cfg.data, cfg.data_root, DataOptions.from_config(cfg))
     n = sum(len(s) for s in (spec.train, spec.val, spec.test) if s is not None)
     if spec.train.arrays is not None:
         h, w = spec.train.arrays.shape[1:3]

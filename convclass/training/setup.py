@@ -14,6 +14,7 @@ from ..config import TrainConfig, load_config, resume_overrides
 from ..data import PreparedData, build_augment, prepare_data
 from ..errors import ConvclassError
 from ..inference import resolve_device
+from ..data.sources import DataOptions
 from ..data.summary import data_summary, format_data_summary
 from ..models import count_parameters, create_model, model_entry
 from ..precision import describe_precision, resolve_precision
@@ -46,11 +47,12 @@ def seed_everything(seed: int) -> None:
 
 
 def _absolute_paths(cfg: TrainConfig) -> TrainConfig:
-    """A relative --data folder/CSV (and --data-root) made absolute, so config.yaml still finds the data when
-    `evaluate` or `--resume` runs from another working directory."""
-    data = Path(cfg.data).expanduser()
-    if data.exists():
-        cfg = cfg.update(data=str(data.resolve()))
+    """A relative --data folder/CSV (--image-root, --class-names, --data-root) made absolute, so config.yaml still
+    finds the data when `evaluate` or `--resume` runs from another working directory."""
+    for key in ("data", "image_root", "class_names"):
+        value = getattr(cfg, key)
+        if value and Path(value).expanduser().exists():
+            cfg = cfg.update(**{key: str(Path(value).expanduser().resolve())})
     if not cfg.data_root.startswith("~") and not Path(cfg.data_root).is_absolute():
         cfg = cfg.update(data_root=str(Path(cfg.data_root).resolve()))
     return cfg
@@ -96,7 +98,7 @@ def load_data(cfg: TrainConfig, log, prepared: PreparedData | None = None) -> Pr
     plan = finetune.input_plan(cfg, model_entry(cfg.model).default_img_size)
     data = prepared if prepared is not None else prepare_data(
         cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset,
-        seed=cfg.seed, **plan.prepare_kwargs())
+        seed=cfg.seed, options=DataOptions.from_config(cfg), **plan.prepare_kwargs())
     for note in data.notes:
         log(f"note: {note}")
     plan.apply(data, log)

@@ -38,7 +38,7 @@ function drawScores(pred) {
     row.className = "row";
     const label = document.createElement("span");
     label.className = "label";
-    label.textContent = t.class;
+    label.textContent = t.name || t.class;
     label.title = t.class;
     const bar = document.createElement("span");
     bar.className = "bar";
@@ -54,7 +54,7 @@ function drawScores(pred) {
     li.appendChild(row);
     list.appendChild(li);
   }
-  $("top1-class").textContent = pred.top[0].class;
+  $("top1-class").textContent = pred.top[0].name || pred.top[0].class;
   $("top1-prob").textContent = `(${(100 * pred.top[0].prob).toFixed(1)} %)`;
 }
 

@@ -19,7 +19,7 @@ def payload(state: TrainState, row: dict) -> dict:
     hooks = {f"{h.name}_state": s for h in state.hooks if (s := h.state_dict()) is not None}
     return {
         "arch": cfg.model, "arch_args": state.arch_args, "model_state": state.model.state_dict(),
-        "classes": data.classes,
+        "classes": data.classes, "class_names": data.class_names,  # display names (data/names.py) or None
         "preprocess": data.preprocess.to_dict(),  # size, channels, statistics and resize policy
         "metrics": {"val_acc": row["val_acc"], "val_loss": row["val_loss"], "epoch": row["epoch"]},
         "epoch": state.epoch, "history": state.history, "best_val": state.best_val, "bad_epochs": state.bad_epochs,

@@ -66,8 +66,9 @@ class TrainConfig:
         unset="finetune with --pretrained, else none")
     # data
     data: str = option("digits", "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, "
-                                 "tiny-imagenet), a folder (train/ test/ [val/], or class sub-folders) or a CSV of "
-                                 "path,label")
+                                 "tiny-imagenet), a folder (train/ test/ [val/], or class sub-folders), a .zip or "
+                                 ".tar[.gz] of such folders (read in place), a CSV of path,label, or hf:NAME_OR_PATH "
+                                 "(a Hugging Face dataset)")
     data_root: str = option("~/.cache/convclass", "where built-in datasets are downloaded and decoded images cached",
                             metavar="DIR")
     # reading a CSV/TSV --data (data/table.py) and the class display names (data/names.py): data.DataOptions
@@ -89,6 +90,15 @@ class TrainConfig:
                                           "or `key name` lines), words.txt (wnid<TAB>name) or a JSON object of "
                                           "key: name", metavar="FILE",
                                      unset="class_names.json, classes.txt or words.txt beside the data, if any")
+    # a Hugging Face --data hf:NAME_OR_PATH (data/hf.py)
+    hf_image_column: str | None = option(help="column of the images of a Hugging Face dataset", metavar="COLUMN",
+                                         unset="the Image column, else image, img, pixel_values ...")
+    hf_label_column: str | None = option(help="column of the labels of a Hugging Face dataset", metavar="COLUMN",
+                                         unset="the ClassLabel column (its names become the classes), else label, "
+                                               "labels, fine_label, target ...")
+    hf_split: str | None = option(help="split of a Hugging Face dataset to train on (validation/val/valid and test "
+                                       "are still found by name)", metavar="NAME",
+                                  unset="train, else the only split")
     img_size: int | None = option(help="side in pixels of the square images the model sees", range=(4, MAX_IMG_SIZE),
                                   metavar="PIXELS", unset="the native size if every image has it, else the model's")
     channels: Literal[1, 3] | None = option(help="1 (grey) or 3 (RGB); grey images are repeated to RGB",

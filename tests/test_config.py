@@ -132,7 +132,8 @@ def test_every_flag_sets_its_option(tmp_path):
                   channels_last=False, seed=7, threads=2, runs_dir="r", name="n", quiet=True, report=False,
                   sync_bn=True, precision="bf16", eval_batch_size=48, val_every=2, val_max=500,
                   path_column="Filename", label_column=3, group_column="subject", image_root="imgs",
-                  image_ext=".jpg", class_names="names.json")
+                  image_ext=".jpg", class_names="names.json", hf_image_column="img", hf_label_column="fine_label",
+                  hf_split="training")
     argv = ["train"]
     for k, v in chosen.items():
         flag = "--" + k.replace("_", "-")

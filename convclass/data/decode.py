@@ -4,6 +4,7 @@ The cache holds the array in the layout training reads, so a warm run maps it an
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from PIL import Image
 
 from ..errors import ConvclassError
 from ..safeio import open_regular
+from .archive import member_stamp, sources
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode, to_array
 from .sources import LabeledSet
 
@@ -46,13 +48,12 @@ class _How(NamedTuple):
 
 def _decode_chunk(args):
     paths, how = args
-    out, bad = [], []
-    for p in paths:
+    out, bad = [None] * len(paths), []
+    for i, src in sources(paths, bad):  # archive members come as bytes, each archive read once in its own order
         try:
-            out.append(decode_file(p, *how))
+            out[i] = decode_file(src, *how)
         except BrokenImage as e:
-            out.append(None)
-            bad.append((p, str(e)))
+            bad.append((paths[i], str(e)))
     return out, bad
 
 
@@ -60,9 +61,9 @@ def peek_files(paths: list[str], limit: int = 1000) -> tuple[set[tuple[int, int]
     """Sizes seen and whether every image is grey, from file headers only (no pixel decode)."""
     sizes, grey = set(), True
     step = max(1, len(paths) // limit)
-    for p in paths[::step]:
-        try:
-            with open_regular(p) as f, Image.open(f) as im:  # FIFOs and devices are never read
+    for _, src in sources(paths[::step], []):
+        try:  # a file through open_regular (FIFOs and devices are never read), an archive member as its bytes
+            with (open_regular(src) if isinstance(src, str) else io.BytesIO(src)) as f, Image.open(f) as im:
                 sizes.add(im.size)
                 grey &= is_grey_mode(im.mode) or (im.mode == "P" and _palette_is_grey(im))
         except Exception:  # broken files are reported by the real decode
@@ -132,6 +133,9 @@ def _cache_key(paths: list[str], how: _How) -> str:
     policy = f"|{how.resize}|{how.crop_pct!r}" if how.resize != "squash" else ""
     lines = [f"v{CACHE_VERSION}|{how.size}|{how.channels}{policy}"]
     for p in paths:
+        if (member := member_stamp(p)) is not None:  # an image inside an archive or an Arrow file
+            lines.append(member)
+            continue
         a = p if os.path.isabs(p) else os.path.abspath(p)
         try:
             st = os.stat(p)

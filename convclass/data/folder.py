@@ -11,7 +11,7 @@ from ..safeio import Refused, read_regular
 from .sources import DataOptions, DataSpec, LabeledSet
 from .table import read_table
 
-__all__ = ["scan_folder", "scan_csv", "SPLIT_ALIASES"]
+__all__ = ["scan_folder", "scan_csv", "SPLIT_ALIASES", "match_splits", "spec_from_classes", "visible"]
 
 SPLIT_ALIASES = {
     "train": ("train", "training"),
@@ -22,12 +22,12 @@ SPLIT_ALIASES = {
 IGNORED_DIRS = {".ipynb_checkpoints", "__macosx", "__pycache__", ".git", ".svn", ".ds_store"}
 
 
-def _visible(name: str) -> bool:
+def visible(name: str) -> bool:
     return not name.startswith(".") and name.lower() not in IGNORED_DIRS and not name.startswith("__")
 
 
 def _subdirs(path: Path) -> list[Path]:
-    return sorted((p for p in path.iterdir() if p.is_dir() and _visible(p.name)), key=lambda p: p.name)
+    return sorted((p for p in path.iterdir() if p.is_dir() and visible(p.name)), key=lambda p: p.name)
 
 
 def _link_inside(p: str | Path, roots: list[str], inside: bool = True) -> str | None:
@@ -46,11 +46,11 @@ def _files_under(path: Path, notes: list[str], roots: list[str]) -> list[str]:
     Symlinked sub-folders are not entered (os.walk's default), so a link loop cannot recurse."""
     out, twice, folders = [], [], []
     for root, dirs, files in os.walk(path):
-        folders += [os.path.join(root, d) for d in dirs if _visible(d) and os.path.islink(os.path.join(root, d))]
-        dirs[:] = sorted(d for d in dirs if _visible(d) and not os.path.islink(os.path.join(root, d)))
+        folders += [os.path.join(root, d) for d in dirs if visible(d) and os.path.islink(os.path.join(root, d))]
+        dirs[:] = sorted(d for d in dirs if visible(d) and not os.path.islink(os.path.join(root, d)))
         for f in sorted(files):
             full = os.path.join(root, f)
-            if _visible(f):
+            if visible(f):
                 (twice if _link_inside(full, roots) else out).append(full)
     if twice:
         notes.append(f"skipped {len(twice)} symlink(s) in {path} to files inside the dataset, e.g. {twice[0]} -> "
@@ -75,7 +75,7 @@ def _class_folders(path: Path, notes: list[str], roots: list[str]) -> dict[str, 
     return found
 
 
-def _labeled(found: dict[str, list[str]], classes: list[str], split: str, root: Path) -> LabeledSet:
+def _labeled(found: dict[str, list[str]], classes: list[str], split: str, root: Path | str) -> LabeledSet:
     index = {c: i for i, c in enumerate(classes)}
     missing = sorted(set(found) - set(index))
     if missing:
@@ -89,14 +89,19 @@ def _labeled(found: dict[str, list[str]], classes: list[str], split: str, root: 
     return LabeledSet(labels=np.asarray(labels, dtype=np.int64), paths=paths)
 
 
-def _find_split_dirs(path: Path, notes: list[str]) -> dict[str, Path]:
-    by_lower = {d.name.lower(): d for d in _subdirs(path)}
+def match_splits(names: list[str]) -> dict[str, str]:
+    """split (train, val, test) -> the folder name that holds it, by SPLIT_ALIASES, case-insensitive."""
+    by_lower = {n.lower(): n for n in names}
     out = {}
     for split, aliases in SPLIT_ALIASES.items():
-        for a in aliases:
-            if a in by_lower:
-                out[split] = by_lower[a]
-                break
+        hit = next((by_lower[a] for a in aliases if a in by_lower), None)
+        if hit is not None:
+            out[split] = hit
+    return out
+
+
+def _find_split_dirs(path: Path, notes: list[str]) -> dict[str, Path]:
+    out = {split: path / name for split, name in match_splits([d.name for d in _subdirs(path)]).items()}
     for split, d in list(out.items()):  # e.g. val -> train (a copy), or train -> the dataset itself (a loop)
         others = [os.path.realpath(o) for s, o in out.items() if s != split]
         target = _link_inside(d, others) or _link_inside(d, [os.path.realpath(path)], inside=False)
@@ -116,28 +121,37 @@ def scan_folder(path: str | Path) -> DataSpec:
     splits = _find_split_dirs(path, notes)
     if "train" in splits:
         roots = [os.path.realpath(d) for d in splits.values()]
-        train_found = _class_folders(splits["train"], notes, roots)
-        if not train_found:
-            raise ConvclassError(f"{splits['train']} has no class sub-folders with images; "
-                                 "expected train/<class>/<image>")
-        classes = sorted(train_found)
-        spec = DataSpec(name=path.name, classes=classes,
-                        train=_labeled(train_found, classes, splits["train"].name, path), notes=notes)
-        for split in ("val", "test"):
-            if split in splits:
-                found = _class_folders(splits[split], notes, roots)
-                if found:
-                    setattr(spec, split, _labeled(found, classes, splits[split].name, path))
-        return spec
-    found = _class_folders(path, notes, [os.path.realpath(path)])
-    if not found:
-        raise ConvclassError(f"{path} holds no images in class sub-folders; expected {path}/<class>/<image> "
-                             f"or {path}/train/<class>/<image>")
-    if len(found) < 2:
-        raise ConvclassError(f"{path} has only one class ({next(iter(found))}); a classifier needs at least two "
-                             "class sub-folders")
-    classes = sorted(found)
-    return DataSpec(name=path.name, classes=classes, train=_labeled(found, classes, "", path), notes=notes)
+        found = {split: (d.name, _class_folders(d, notes, roots)) for split, d in splits.items()}
+    else:
+        found = {"": ("", _class_folders(path, notes, [os.path.realpath(path)]))}
+    return spec_from_classes(path.name, str(path), found, notes)
+
+
+def spec_from_classes(name: str, where: str, found: dict[str, tuple[str, dict[str, list[str]]]],
+                      notes: list[str]) -> DataSpec:
+    """The layout rules, for a folder tree or an archive (data/archive.py): `found` maps each split (train, val,
+    test; "" when there are no split folders) to (its folder's name, class -> image paths); `where` names the
+    dataset's root in errors."""
+    if "" in found:
+        classes_found = found[""][1]
+        if not classes_found:
+            raise ConvclassError(f"{where} holds no images in class sub-folders; expected {where}/<class>/<image> "
+                                 f"or {where}/train/<class>/<image>")
+        if len(classes_found) < 2:
+            raise ConvclassError(f"{where} has only one class ({next(iter(classes_found))}); a classifier needs at "
+                                 "least two class sub-folders")
+        classes = sorted(classes_found)
+        return DataSpec(name=name, classes=classes, train=_labeled(classes_found, classes, "", where), notes=notes)
+    folder, train_found = found["train"]
+    if not train_found:
+        raise ConvclassError(f"{where}/{folder} has no class sub-folders with images; expected train/<class>/<image>")
+    classes = sorted(train_found)
+    spec = DataSpec(name=name, classes=classes, train=_labeled(train_found, classes, folder, where), notes=notes)
+    for split in ("val", "test"):
+        folder, split_found = found.get(split, ("", {}))
+        if split_found:
+            setattr(spec, split, _labeled(split_found, classes, folder, where))
+    return spec
 
 
 def scan_csv(path: str | Path, options: DataOptions | None = None) -> DataSpec:

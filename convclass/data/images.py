@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import safeio
+from .archive import read_source
 
 __all__ = ["BrokenImage", "open_image", "to_array", "decode_file", "is_grey_mode", "convert_channels"]
 
@@ -26,7 +27,7 @@ def is_grey_mode(mode: str) -> bool:
 def open_image(src: str | Path | bytes) -> Image.Image:
     """Open and fully decode an image, with EXIF orientation applied; BrokenImage if it cannot be read."""
     try:
-        data = src if isinstance(src, bytes) else safeio.read_regular(src)  # never a FIFO or /dev/zero
+        data = src if isinstance(src, bytes) else read_source(src)  # never a FIFO or /dev/zero; archive members
         if not data:
             raise BrokenImage("empty file")
         img = Image.open(io.BytesIO(data))

@@ -11,9 +11,11 @@ import numpy as np
 import torch
 
 from ..errors import ConvclassError
+from .archive import is_archive, scan_archive
 from .builtin import BUILTIN, load_builtin
 from .decode import decode_set, peek_files
 from .folder import scan_csv, scan_folder
+from .hf import PREFIX, load_hf
 from .preprocess import Preprocess, check_policy
 from .names import with_class_names
 from .sources import DataOptions, DataSpec
@@ -69,16 +71,20 @@ def find_data(data: str, data_root: str = "~/.cache/convclass", options: DataOpt
 
 
 def _find_spec(data: str, data_root: str, options: DataOptions) -> DataSpec:
+    if data.startswith(PREFIX):
+        return load_hf(data[len(PREFIX):], data_root, options)
     p = Path(data).expanduser()
     if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
         return scan_csv(p, options)
+    if p.is_file() and is_archive(p):
+        return scan_archive(p)
     if p.is_dir():
         return scan_folder(p)
     key = data.lower().replace("_", "-")
     if key in BUILTIN or key in ("fashion", "cifar-10", "cifar-100", "tinyimagenet", "flowers"):
         return load_builtin(data, data_root)
-    raise ConvclassError(f"--data {data!r} is neither a folder, a CSV file, nor a built-in dataset "
-                         f"({', '.join(BUILTIN)})")
+    raise ConvclassError(f"--data {data!r} is neither a folder, a CSV file, a .zip or .tar[.gz] archive, "
+                         f"hf:NAME_OR_PATH, nor a built-in dataset ({', '.join(BUILTIN)})")
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

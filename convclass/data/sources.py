@@ -53,6 +53,9 @@ class DataOptions:
     image_root: str | None = None
     image_ext: str | None = None
     class_names: str | None = None
+    hf_image_column: str | None = None  # a Hugging Face dataset's columns and training split (data/hf.py)
+    hf_label_column: str | None = None
+    hf_split: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> "DataOptions":

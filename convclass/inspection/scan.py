@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ..data.archive import sources
 from ..data.images import BrokenImage, open_image
 from ..safeio import Refused, read_regular
 from ..data.sources import LabeledSet
@@ -49,18 +50,27 @@ def _thumb(img: Image.Image) -> np.ndarray:
     return np.asarray(img)
 
 
-def _scan_file(path: str):
-    """(sha, phash, size, mode, reason-if-broken) of one file."""
+def _scan_file(src: str | bytes):
+    """(sha, phash, size, mode, reason-if-broken) of one file (its path), or of an archive member (its bytes)."""
     try:
-        data = read_regular(path)  # regular files only, bounded: a FIFO or /dev/zero is a broken file
+        # regular files only, bounded: a FIFO or /dev/zero is a broken file
+        data = src if isinstance(src, bytes) else read_regular(src)
         img = open_image(data)
         return content_hash(data), phash(img), img.size, img.mode, _small(img), None
     except (BrokenImage, Refused) as e:
-        return "", 0, (0, 0), "", _BLANK, str(e)
+        return _broken(str(e))
+
+
+def _broken(reason: str):
+    return "", 0, (0, 0), "", _BLANK, reason
 
 
 def _scan_chunk(paths: list[str]):
-    return [_scan_file(p) for p in paths]
+    out, bad = [None] * len(paths), []
+    for i, src in sources(paths, bad):  # each archive read once, in its own order
+        out[i] = _scan_file(src)
+    reasons = dict(bad)
+    return [r if r is not None else _broken(reasons.get(p, "unreadable")) for p, r in zip(paths, out)]
 
 
 def _scan_files(paths: list[str]):

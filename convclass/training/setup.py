@@ -53,6 +53,8 @@ def _absolute_paths(cfg: TrainConfig) -> TrainConfig:
         value = getattr(cfg, key)
         if value and Path(value).expanduser().exists():
             cfg = cfg.update(**{key: str(Path(value).expanduser().resolve())})
+    if cfg.data.startswith("hf:") and Path(cfg.data[3:]).expanduser().exists():  # a local Hugging Face dataset
+        cfg = cfg.update(data="hf:" + str(Path(cfg.data[3:]).expanduser().resolve()))
     if not cfg.data_root.startswith("~") and not Path(cfg.data_root).is_absolute():
         cfg = cfg.update(data_root=str(Path(cfg.data_root).resolve()))
     return cfg

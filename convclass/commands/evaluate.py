@@ -10,7 +10,9 @@ def add_parser(sub) -> None:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--output", help="folder for metrics.json and plots (default RUN/eval-SPLIT)")
     e.add_argument("--device", default="auto")
-    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--batch-size", "--eval-batch-size", type=int, default=None, metavar="N",
+                   help="images per forward pass (default: what the run evaluated with: its --eval-batch-size, else "
+                        "its training chunk, --micro-batch or --batch-size; memory grows with it)")
     add_precision_flag(e)
     e.set_defaults(fn=run)
 

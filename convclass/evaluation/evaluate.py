@@ -15,9 +15,10 @@ from ..data.sources import DataOptions
 from ..errors import ConvclassError
 from ..inference import load_model
 from ..metrics import classification_metrics
+from ..progress import Bar, chunks, interactive
 from .plots import plot_confusion_matrix
 
-__all__ = ["Scored", "evaluate", "format_report", "score_checkpoint"]
+__all__ = ["Scored", "eval_batch_size", "evaluate", "format_report", "score_checkpoint"]
 
 
 def _remap_labels(ds_classes: list[str], model_classes: list[str]) -> np.ndarray:
@@ -42,10 +43,11 @@ class Scored:
 
 
 def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
-                     output: str | Path | None = None, device: str = "auto", batch_size: int = 256,
+                     output: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
                      data_root: str | None = None, precision: str = "auto") -> Scored:
     """Score `split` of `data` (default: the data and split settings the model was trained with) and write
-    metrics.json, per_class.csv, confusion_matrix.csv and the confusion-matrix PNGs into `output`."""
+    metrics.json, per_class.csv, confusion_matrix.csv and the confusion-matrix PNGs into `output`.
+    `batch_size`: images per forward pass (default: the run's evaluation batch, see eval_batch_size)."""
     ckpt_path = resolve_checkpoint(run_or_ckpt)
     lm = load_model(ckpt_path, device, precision)
     cfg = (lm.config or {}) if data is None else {}
@@ -62,7 +64,10 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
     s = getattr(pd, split)
     remap = torch.from_numpy(_remap_labels(pd.classes, lm.classes))
     y = remap[s.y].numpy()
-    probs = lm.predict_proba(s.x, batch_size).numpy()
+    bs = eval_batch_size(lm.config, batch_size)
+    with Bar(f"evaluate {split}", interactive()) as bar:
+        parts = [lm.predict_proba(s.x[i:i + bs], bs) for i in chunks(len(s), bs, bar)]
+    probs = (torch.cat(parts) if parts else torch.zeros(0, 0)).numpy()
     m = classification_metrics(y, probs, lm.classes)
     m.update(split=split, data=str(data), checkpoint=str(ckpt_path))
     out = Path(output) if output else ckpt_path.parent / f"eval-{split}"
@@ -83,8 +88,20 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
     return Scored(metrics=m, y=y, probs=probs, split=s, data=pd, output_dir=out, class_names=lm.class_names)
 
 
+def eval_batch_size(config: dict | None, asked: int | None = None) -> int:
+    """`asked`, else what the run evaluated with (its --eval-batch-size, else its training chunk, so scoring
+    needs no more memory than training had), else 32. The checkpoint's config is not trusted: odd values skipped."""
+    if asked is not None:
+        if type(asked) is not int or asked < 1:
+            raise ConvclassError(f"--batch-size must be a whole number of images, at least 1, not {asked!r}")
+        return asked
+    cfg = config or {}
+    sizes = [cfg.get(k) for k in ("eval_batch_size", "micro_batch", "batch_size")]
+    return next((v for v in sizes if type(v) is int and 1 <= v <= 2**20), 32)
+
+
 def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
-             device: str = "auto", batch_size: int = 256, data_root: str | None = None, precision: str = "auto"
+             device: str = "auto", batch_size: int | None = None, data_root: str | None = None, precision: str = "auto"
              ) -> dict:
     """Metrics dict for `split` of `data`, with its files written (see score_checkpoint); no report.html (that
     is convclass.evaluate, in the pipeline)."""

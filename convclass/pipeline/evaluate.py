@@ -12,11 +12,12 @@ __all__ = ["evaluate_and_report"]
 
 
 def evaluate_and_report(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
-                        output: str | Path | None = None, device: str = "auto", batch_size: int = 256,
+                        output: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
                         data_root: str | None = None, precision: str = "auto") -> dict:
     """Metrics dict for `split` of `data` (default: the data and split settings the model was trained with);
     the Python API behind `convclass evaluate`. Writes into `output` (default RUN/eval-SPLIT) the metric files,
-    data_summary.json, predictions.npz and report.html; m["report"] is the report's path."""
+    data_summary.json, predictions.npz and report.html; m["report"] is the report's path. `batch_size`: images
+    per forward pass (default: what the run evaluated with, its training chunk unless --eval-batch-size)."""
     s = score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root, precision)
     # reporting/ reads only these files, so the report of a split looks like the report of a training run
     (s.output_dir / "data_summary.json").write_text(json.dumps(data_summary(s.data), indent=1))

@@ -11,6 +11,7 @@ from ..data import PreparedData
 from ..data.summary import data_summary
 from ..metrics import classification_metrics
 from ..models import model_from_checkpoint
+from ..progress import Bar, interactive
 from ..reporting import build_report, save_predictions
 from ..training import Hook, TrainResult, TrainState, train, validate
 from ..training.runs import disk_full
@@ -41,8 +42,9 @@ def score_best(state: TrainState) -> dict:
     and data_summary.json, then report.html when the config asks for it. Returns the test metrics."""
     run_dir, data, cfg, log = state.run_dir, state.data, state.cfg, state.log
     model, _, _, best = model_from_checkpoint(run_dir / "best.pt", state.device)  # the one way to rebuild
-    _, probs = validate(model, data.test, data, state.device, state.eval_batch_size, tta=cfg.tta,
-                        precision=state.precision)
+    with Bar("test", interactive(cfg.quiet)) as bar:
+        _, probs = validate(model, data.test, data, state.device, state.eval_batch_size, tta=cfg.tta,
+                            precision=state.precision, progress=bar)
     m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
     m["checkpoint_epoch"] = best["epoch"] + 1
     m["tta"] = cfg.tta

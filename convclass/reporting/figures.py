@@ -16,14 +16,21 @@ def _col(history: list[dict], key: str) -> np.ndarray:
     return np.asarray([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in history])
 
 
+def _points(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) with y measured: epochs that skipped validation (--val-every) hold NaN, and a line through the
+    others beats isolated dots."""
+    keep = ~np.isnan(y)
+    return x[keep], y[keep]
+
+
 def plot_curves(history: list[dict], path: str | Path, title: str = "training curves") -> Path:
     """Loss, accuracy and learning rate against epoch, from metrics.csv rows."""
     from matplotlib.ticker import MaxNLocator
     ep = _col(history, "epoch")
     fig, axes = subplots(1, 3, figsize=(15, 4), layout="constrained")
     for split, style in (("train", "-o"), ("val", "-s")):
-        axes[0].plot(ep, _col(history, f"{split}_loss"), style, ms=3, label=split)
-        axes[1].plot(ep, 100 * _col(history, f"{split}_acc"), style, ms=3, label=split)
+        axes[0].plot(*_points(ep, _col(history, f"{split}_loss")), style, ms=3, label=split)
+        axes[1].plot(*_points(ep, 100 * _col(history, f"{split}_acc")), style, ms=3, label=split)
     axes[0].set_ylabel("cross-entropy loss")
     axes[1].set_ylabel("accuracy (%)")
     lr = _col(history, "lr")
@@ -52,7 +59,7 @@ def plot_compare_curves(histories: dict[str, list[dict]], path: str | Path) -> P
               ("train_loss", "training loss", 1))
     for name, hist in histories.items():
         for ax, (key, _, scale) in zip(axes, panels):
-            ax.plot(_col(hist, "epoch"), scale * _col(hist, key), "-o", ms=3, label=short(name, 30))
+            ax.plot(*_points(_col(hist, "epoch"), scale * _col(hist, key)), "-o", ms=3, label=short(name, 30))
     from matplotlib.ticker import MaxNLocator
     for ax, (_, label, _) in zip(axes, panels):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers

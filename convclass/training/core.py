@@ -7,13 +7,16 @@ The events, in the order they happen (each calls every hook in list order):
     per epoch:
         on_epoch_start                             the epoch's batches are drawn
         on_step_end            per optimizer step  after forward, backward, step and a per-batch schedule step
-        on_train_epoch_end                         the last step is done; validation comes next
-        on_epoch_end(row)                          validated, row appended to history; may set state.stop
+        on_train_epoch_end                         the last step is done; validation comes next (when due)
+        on_val_progress(done, total)               validation scored `done` of `total` images (first 0)
+        on_epoch_end(row)                          row appended to history; may set state.stop
     on_fit_end                                     always, also when the run fails (close files and bars)
 
 A hook with state (e.g. EMA's averaged weights) returns it from state_dict(); it is saved in
 last.pt as "<name>_state" and handed back to load_state_dict() on --resume, so a resumed run is exact.
 A hook may raise StopFit to end training at once, mid-epoch (the LR finder does); nothing of that epoch is kept.
+Validation runs every cfg.val_every epochs and after the last (loop.validates); an epoch without it has
+state.validated False and NaN val_loss/val_acc in its row, and never counts as an improvement or a bad epoch.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ class TrainState:
     running_acc: float = math.nan
     history: list[dict] = field(default_factory=list)
     best_val: float = -1.0                # best validation accuracy so far
-    bad_epochs: int = 0                   # epochs since it last improved
+    bad_epochs: int = 0                   # validated epochs since it last improved
+    validated: bool = False               # whether the epoch just ended was validated (--val-every)
     improved: bool = False                # whether the epoch just validated set a new best
     stop: str | None = None               # why training ends before cfg.epochs, set by a hook
 
@@ -76,7 +80,9 @@ class TrainState:
 
     @property
     def eval_batch_size(self) -> int:
-        return max(256, 2 * (self.cfg.micro_batch or self.cfg.batch_size))  # no gradients: twice the chunk fits
+        # The training chunk: a forward pass without gradients then never holds more than a training step did,
+        # so the step's peak is the run's (a fixed 256 took a 224-px EfficientNet past 10 GB in validation).
+        return self.cfg.eval_batch_size or self.cfg.micro_batch or self.cfg.batch_size
 
 
 class Hook:
@@ -87,6 +93,7 @@ class Hook:
     def on_epoch_start(self, state: TrainState) -> None: ...
     def on_step_end(self, state: TrainState) -> None: ...
     def on_train_epoch_end(self, state: TrainState) -> None: ...
+    def on_val_progress(self, state: TrainState, done: int, total: int) -> None: ...
     def on_epoch_end(self, state: TrainState, row: dict) -> None: ...
     def on_fit_end(self, state: TrainState) -> None: ...
 

@@ -27,6 +27,7 @@ from .optim import build_optimizer
 from .recipes import with_recipe
 from .runs import finished
 from .schedule import build_scheduler
+from .val_sample import cap_validation
 
 __all__ = ["Log", "build_model", "build_state", "load_data", "resolve_config", "resume_config",
            "seed_everything", "start_process"]
@@ -104,6 +105,7 @@ def load_data(cfg: TrainConfig, log, prepared: PreparedData | None = None) -> Pr
     for note in data.notes:
         log(f"note: {note}")
     plan.apply(data, log)
+    cap_validation(data, cfg, log)
     log(data.summary())
     log(format_data_summary(data_summary(data)))
     return data

@@ -140,7 +140,7 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
 
         t0 = time.perf_counter()
         res = train_and_report(cfg, callbacks=[report])
-        best = max(r["val_acc"] for r in res.history)
+        best = max(r["val_acc"] for r in res.history if r["val_acc"] == r["val_acc"])  # NaN: not validated
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         trial.set_user_attr("test_acc", res.test_metrics["accuracy"])
         return best

@@ -42,7 +42,7 @@ class DivergenceGuard(Hook):
 
     def on_epoch_end(self, state: TrainState, row: dict) -> None:
         bad = nonfinite_tensor(state.model.state_dict())  # parameters and buffers (BatchNorm's running_var)
-        if bad or not math.isfinite(row["val_loss"]):
+        if bad or (state.validated and not math.isfinite(row["val_loss"])):
             raise diverged(f"{bad or 'the validation loss'} became inf or nan at epoch {state.epoch + 1}", state)
         note = exploded(row["train_loss"], state.epoch, len(state.data.classes), state.history[:-1], state.cfg.lr)
         if note and state.ctx.is_main:

@@ -1,4 +1,5 @@
-"""--patience N: stop once validation accuracy has not improved for N epochs."""
+"""--patience N: stop once validation accuracy has not improved for N validations (epochs, unless
+--val-every skips some)."""
 from __future__ import annotations
 
 from ..core import Hook, TrainState
@@ -18,5 +19,7 @@ class EarlyStopping(Hook):
 
     def _check(self, state: TrainState, next_epoch: int) -> None:
         if state.bad_epochs >= self.patience and next_epoch < state.cfg.epochs and not state.stop:
-            state.stop = f"early stopping: no validation improvement for {self.patience} epochs"
+            every = state.cfg.val_every
+            state.stop = (f"early stopping: no validation improvement for {self.patience} "
+                          + ("epochs" if every == 1 else f"validations (one every {every} epochs)"))
             state.log(state.stop)

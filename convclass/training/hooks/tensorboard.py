@@ -18,7 +18,7 @@ class TensorBoard(Hook):
         if self.writer is None:  # opened at the first epoch's end: importing TensorBoard is 0.1 s of start-up
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(state.run_dir), purge_step=self.start)
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+        for key in ("train_loss", "train_acc", "lr") + (("val_loss", "val_acc") if state.validated else ()):
             self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
         self.writer.flush()
 

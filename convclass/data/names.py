@@ -16,16 +16,17 @@ from ..errors import ConvclassError
 from ..safeio import Refused, read_regular
 from .sources import DataSpec
 
-__all__ = ["NAME_FILES", "read_class_names", "with_class_names"]
+__all__ = ["NAME_FILES", "class_key", "read_class_names", "with_class_names"]
 
 NAME_FILES = ("class_names.json", "classes.txt", "words.txt")
 MAX_NAMES_BYTES = 2**26  # ImageNet's words.txt (82,115 synsets) is 2.6 MB
 
 
-def _key(k: str) -> str:
-    """Integer keys compare by value: `16` names the class of folder `00016`."""
+def class_key(k: str) -> str:
+    """Integer keys compare by value: `16` names the class of folder `00016` (isdecimal: int() refuses `²`,
+    which isdigit() accepts)."""
     k = k.strip()
-    return str(int(k)) if k.isdigit() else k
+    return str(int(k)) if k.isdecimal() else k
 
 
 def _parse(path: Path) -> tuple[dict[str, str], list[str]]:
@@ -49,25 +50,25 @@ def _parse(path: Path) -> tuple[dict[str, str], list[str]]:
         for k, v in obj.items():
             if isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v):
                 wnid, v = v  # Keras: {"0": ["n01440764", "tench"]} names both keys
-                pairs[_key(wnid)] = v
+                pairs[class_key(wnid)] = v
             if isinstance(v, str):
-                pairs.setdefault(_key(k), v)
+                pairs.setdefault(class_key(k), v)
         return pairs, []
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     pairs = {}
     for ln in lines:
         k, _, v = ln.partition("\t") if "\t" in ln else ln.partition(" ")
-        pairs.setdefault(_key(k), v.split(",")[0].strip())
+        pairs.setdefault(class_key(k), v.split(",")[0].strip())
     return pairs, lines
 
 
 def read_class_names(path: Path, classes: list[str]) -> list[str]:
     """One display name per class of `classes` from the file at `path` (a class it does not name keeps its key)."""
     pairs, lines = _parse(path)
-    keys = [_key(c) for c in classes]
+    keys = [class_key(c) for c in classes]
     if any(pairs.get(k) for k in keys):
         names = [pairs.get(k) or c for k, c in zip(keys, classes)]
-    elif lines and all(k.isdigit() for k in keys) and max(int(k) for k in keys) < len(lines):
+    elif lines and all(k.isdecimal() for k in keys) and max(int(k) for k in keys) < len(lines):
         names = [lines[int(k)] for k in keys]
     elif len(lines) == len(classes):
         names = lines

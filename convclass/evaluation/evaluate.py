@@ -12,22 +12,14 @@ import torch
 from ..checkpoint import resolve_checkpoint
 from ..data import PreparedData, TensorSplit, prepare_data
 from ..data.sources import DataOptions
-from ..errors import ConvclassError
+from ..errors import ConvclassError, printable
 from ..inference import load_model
 from ..metrics import classification_metrics
 from ..progress import Bar, chunks, interactive
+from .external import class_index, is_training_data, load_external, shown_data, slug
 from .plots import plot_confusion_matrix
 
 __all__ = ["Scored", "eval_batch_size", "evaluate", "format_report", "score_checkpoint"]
-
-
-def _remap_labels(ds_classes: list[str], model_classes: list[str]) -> np.ndarray:
-    index = {c: i for i, c in enumerate(model_classes)}
-    unknown = [c for c in ds_classes if c not in index]
-    if unknown:
-        raise ConvclassError(f"the data has class(es) the model was not trained on: {', '.join(unknown[:10])}; "
-                             "evaluate on data with the model's classes")
-    return np.asarray([index[c] for c in ds_classes], dtype=np.int64)
 
 
 @dataclass
@@ -44,33 +36,45 @@ class Scored:
 
 def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: str = "test",
                      output: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
-                     data_root: str | None = None, precision: str = "auto") -> Scored:
-    """Score `split` of `data` (default: the data and split settings the model was trained with) and write
-    metrics.json, per_class.csv, confusion_matrix.csv and the confusion-matrix PNGs into `output`.
-    `batch_size`: images per forward pass (default: the run's evaluation batch, see eval_batch_size)."""
+                     data_root: str | None = None, precision: str = "auto", options: DataOptions | None = None
+                     ) -> Scored:
+    """Score `split` of the data the model was trained with (its settings, so the same held-out split), or every
+    image of another labelled set `data` (its own test split if it has one; labels matched to the model's classes
+    by name, evaluation/external.py), and write metrics.json, per_class.csv, confusion_matrix.csv and the
+    confusion-matrix PNGs into `output` (default RUN/eval-SPLIT, or RUN/eval-<set name> for another set).
+    `batch_size`: images per forward pass (default: the run's evaluation batch, see eval_batch_size);
+    `options`: how to read another set's CSV or Hugging Face columns (the training data is read as the run read it)."""
     ckpt_path = resolve_checkpoint(run_or_ckpt)
     lm = load_model(ckpt_path, device, precision)
-    cfg = (lm.config or {}) if data is None else {}
+    cfg = lm.config or {}
     data = data or cfg.get("data")
     if not data:
         raise ConvclassError("this checkpoint does not record its dataset; pass --data")
     if split not in ("train", "val", "test"):
         raise ConvclassError(f"--split must be train, val or test, not {split!r}")
-    pd = prepare_data(data, data_root=data_root or cfg.get("data_root", "~/.cache/convclass"), img_size=lm.img_size,
-                      channels=lm.channels, val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
-                      subset=cfg.get("subset"), seed=cfg.get("seed", 0), resize=lm.preprocess.resize,
-                      crop_pct=lm.preprocess.crop_pct,  # decoded as training's evaluation saw them
-                      options=DataOptions.from_config(cfg))  # how the run read its CSV
-    s = getattr(pd, split)
-    remap = torch.from_numpy(_remap_labels(pd.classes, lm.classes))
+    root = data_root or (cfg.get("data_root") if isinstance(cfg.get("data_root"), str) else None) \
+        or "~/.cache/convclass"
+    external = not is_training_data(data, cfg.get("data"))
+    if external:
+        pd, scope = load_external(data, split, lm, root, options)
+        s = pd.test
+    else:
+        pd = prepare_data(data, data_root=root, img_size=lm.img_size, channels=lm.channels,
+                          val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
+                          subset=cfg.get("subset"), seed=cfg.get("seed", 0), resize=lm.preprocess.resize,
+                          crop_pct=lm.preprocess.crop_pct,  # decoded as training's evaluation saw them
+                          options=DataOptions.from_config(cfg))  # how the run read its CSV
+        s, scope = getattr(pd, split), f"{split} split of the training data"
+    remap = torch.from_numpy(class_index(pd.classes, lm.classes, lm.class_names, shown_data(data)))
     y = remap[s.y].numpy()
     bs = eval_batch_size(lm.config, batch_size)
     with Bar(f"evaluate {split}", interactive()) as bar:
         parts = [lm.predict_proba(s.x[i:i + bs], bs) for i in chunks(len(s), bs, bar)]
     probs = (torch.cat(parts) if parts else torch.zeros(0, 0)).numpy()
     m = classification_metrics(y, probs, lm.classes)
-    m.update(split=split, data=str(data), checkpoint=str(ckpt_path))
-    out = Path(output) if output else ckpt_path.parent / f"eval-{split}"
+    m.update(split=split, data=str(data), checkpoint=str(ckpt_path), external=external, scope=scope)
+    name = f"eval-{slug(pd.name)}" + (f"-{split}" if split != "test" else "") if external else f"eval-{split}"
+    out = Path(output) if output else ckpt_path.parent / name
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(m, indent=1))
     with open(out / "per_class.csv", "w", newline="") as f:
@@ -101,15 +105,24 @@ def eval_batch_size(config: dict | None, asked: int | None = None) -> int:
 
 
 def evaluate(run_or_ckpt: str | Path, data: str | None = None, split: str = "test", output: str | Path | None = None,
-             device: str = "auto", batch_size: int | None = None, data_root: str | None = None, precision: str = "auto"
-             ) -> dict:
+             device: str = "auto", batch_size: int | None = None, data_root: str | None = None, precision: str = "auto",
+             options: DataOptions | None = None) -> dict:
     """Metrics dict for `split` of `data`, with its files written (see score_checkpoint); no report.html (that
     is convclass.evaluate, in the pipeline)."""
-    return score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root, precision).metrics
+    return score_checkpoint(run_or_ckpt, data, split, output, device, batch_size, data_root, precision,
+                            options).metrics
+
+
+def _scored_line(m: dict) -> str:
+    """What was scored: every image of another set, or a split of the training data."""
+    if m.get("external"):
+        return (f"scored {m['n']:,} images of {printable(m['scope'])} (external set; labels mapped to the model's "
+                f"{len(m['per_class'])} classes by name)")
+    return f"{m.get('scope') or m.get('split', 'test') + ' split'}: {m['n']:,} images"
 
 
 def format_report(m: dict, max_classes: int = 50) -> str:
-    lines = [f"{m.get('split', 'test')} split: {m['n']} images",
+    lines = [_scored_line(m),
              f"  accuracy            {m['accuracy']:.4f}"]
     if "top5_accuracy" in m:
         lines.append(f"  top-5 accuracy      {m['top5_accuracy']:.4f}")

@@ -1,6 +1,7 @@
 """`convclass cv`: stratified K-fold cross-validation, one ordinary training run per fold.
 
-All labelled images (train, val and test splits as prepared) are pooled and cut into K stratified folds; fold i
+All labelled images (train, val and test splits as prepared) are pooled, --subset draws its images from that pool
+(stratified, seeded) before anything else, and the pool is cut into K stratified folds; fold i
 is the test set of run i, and that run's validation split (for the best checkpoint and early stopping) is carved
 from the other folds with --val-split. Each fold is a full `train` run in <cv folder>/fold<i>/.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -30,12 +32,25 @@ CV_METRICS = ["accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f
               "recall_weighted", "f1_weighted", "ece"]
 
 
-def _pool(data: PreparedData) -> TensorSplit:
+def _pool(data: PreparedData, subset: int | None, seed: int) -> TensorSplit:
+    """Every image of the prepared splits, or a stratified `subset` of them drawn once from all of them: a
+    subset is the number of images the whole cross-validation sees, as it is the number `train` trains on."""
     splits = [data.train, data.val, data.test]
+    y = torch.cat([s.y for s in splits]).numpy()
+    keep = np.arange(len(y))
+    if subset and subset < len(y):
+        _, keep = stratified_split(y, subset / len(y), seed + 2)
+    elif subset and subset > len(y):
+        warnings.warn(f"--subset {subset} is more than the {len(y)} images {data.name} has; cross-validating on all "
+                      f"{len(y)}", stacklevel=3)
+    # only the kept rows are gathered from each (possibly memory-mapped) split: no copy of the whole set
+    starts = np.cumsum([0] + [len(s) for s in splits])
+    picked = [keep[(keep >= a) & (keep < b)] - a for a, b in zip(starts[:-1], starts[1:])]
     paths = None
     if all(s.paths is not None for s in splits):
-        paths = [p for s in splits for p in s.paths]
-    return TensorSplit(x=torch.cat([s.x for s in splits]), y=torch.cat([s.y for s in splits]), paths=paths)
+        paths = [s.paths[i] for s, idx in zip(splits, picked) for i in idx]
+    return TensorSplit(x=torch.cat([s.x[torch.from_numpy(idx)] for s, idx in zip(splits, picked)]),
+                       y=torch.from_numpy(y[keep]), paths=paths)
 
 
 def _take(s: TensorSplit, idx: np.ndarray) -> TensorSplit:
@@ -68,11 +83,17 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
         raise ConvclassError(f"--folds must be at least 2, not {folds}")
     entry = model_entry(cfg.model)
     plan = finetune.input_plan(cfg, entry.default_img_size)
+    # TODO: the whole set is decoded (and cached) before the subset is drawn; drawing it from the undecoded
+    # file list needs prepare_data to pool before decoding.
     data = prepare_data(cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split,
-                        subset=cfg.subset, seed=cfg.seed, verbose=not cfg.quiet, options=DataOptions.from_config(cfg),
+                        seed=cfg.seed, verbose=not cfg.quiet, options=DataOptions.from_config(cfg),
                         **plan.prepare_kwargs())
-    pool = _pool(data)
+    pool = _pool(data, cfg.subset, cfg.seed)
     y = pool.y.numpy()
+    every = len(data.train) + len(data.val) + len(data.test)
+    if not cfg.quiet:
+        drawn = f" (--subset {cfg.subset}: stratified, of {every})" if len(y) < every else ""
+        print(f"cross-validation on {len(y)} images in total{drawn}", flush=True)
     counts = np.bincount(y, minlength=len(data.classes))
     if counts.min() < folds:
         small = data.classes[int(counts.argmin())]

@@ -81,6 +81,12 @@ class TrainConfig:
     group_column: int | str | None = option(help="CSV column saying which images belong together (one subject, "
                                                  "video or patient)", range=(0, 9999), metavar="NAME|INDEX",
                                             unset="group, subject, patient, video ... if there is one")
+    group_by: str | None = option(help="regular expression naming each image's group (frames of one object, photos "
+                                       "of one patient), searched in its path below the data folder, then in its "
+                                       "file name; the group is the first capture group, e.g. '^(\\w+)_' puts "
+                                       "obj12_003.jpg in obj12. Carved val/test splits and cross-validation folds "
+                                       "keep each group whole", metavar="REGEX",
+                                  unset="the CSV's group column, else none: images are split one by one")
     image_root: str | None = option(help="folder the CSV's relative image names are in", metavar="DIR",
                                     unset="the CSV's folder, else a train/, test/, images/ or <CSV name>/ folder "
                                           "beside it that holds them")
@@ -216,6 +222,9 @@ class TrainConfig:
         """Every field checked (type, range, choice, model name): the one pass behind YAML, flags and the API.
         Returns the config with values normalised (a float option given as "1e-3" becomes 0.001)."""
         values = check_values(self.to_dict(), where)
+        if values["group_by"] is not None:
+            from .data.groups import compile_group_pattern  # a bad pattern fails here, before any data is read
+            compile_group_pattern(values["group_by"])
         if values["pretrained"] and values["channels"] == 1:
             raise ConvclassError("--pretrained ImageNet weights need 3 channels; drop --channels 1 (grey images "
                                  "are repeated to RGB)")

@@ -15,10 +15,12 @@ from .archive import is_archive, scan_archive
 from .builtin import BUILTIN, load_builtin
 from .decode import decode_set, peek_files
 from .folder import scan_csv, scan_folder
+from .groups import data_folder, group_split, with_groups
 from .hf import PREFIX, load_hf
+from .leakage import find_leaks, leak_warning
 from .preprocess import Preprocess, check_policy
 from .names import with_class_names
-from .sources import DataOptions, DataSpec
+from .sources import DataOptions, DataSpec, LabeledSet
 
 __all__ = ["TensorSplit", "PreparedData", "channel_stats", "find_data", "prepare_data", "stratified_split"]
 
@@ -52,6 +54,8 @@ class PreparedData:
     resize: str = "squash"
     crop_pct: float = 1.0
     class_names: list[str] | None = None  # display names aligned with `classes` (data/names.py)
+    groups: dict[str, str] | None = None  # file -> group, when --group-by or a CSV group column grouped them
+    near_duplicates: int | None = None  # carved test images with a near-copy in training; None: not checked
 
     @property
     def preprocess(self) -> Preprocess:
@@ -102,6 +106,21 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         held.append(idx[:n])
         keep.append(idx[n:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def _carve(s: LabeledSet, fraction: float, seed: int) -> tuple[LabeledSet, LabeledSet]:
+    """(kept, held out): whole groups when the images are grouped, else image by image, stratified by class."""
+    if s.groups is not None:
+        keep, held = group_split(s.labels, s.groups, fraction, seed)
+    else:
+        keep, held = stratified_split(s.labels, fraction, seed)
+    return s.subset(keep), s.subset(held)
+
+
+def _group_map(spec: DataSpec) -> dict[str, str] | None:
+    """file -> group over every split that has groups (cross-validation pools them all); None: ungrouped."""
+    found = [s for s in (spec.train, spec.val, spec.test) if s is not None and s.groups is not None and s.paths]
+    return {p: g for s in found for p, g in zip(s.paths, s.groups.tolist())} or None
 
 
 def _resolve_size_and_channels(spec: DataSpec, img_size: int | None, channels: int | None,
@@ -166,20 +185,21 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
                  options: DataOptions | None = None) -> PreparedData:
     """The splits decoded at img_size by the resize policy (`resize`, `crop_pct`: data/preprocess.py)."""
     check_policy(resize, crop_pct)
+    options = options or DataOptions()
     spec = find_data(data, data_root, options)
     notes = list(spec.notes)
+    spec = with_groups(spec, data, options.group_by, notes)
     train = spec.train
     if len(train) == 0:
         raise ConvclassError(f"{data}: the training split is empty")
     test = spec.test
     if test is None:
-        keep, held = stratified_split(train.labels, test_split, seed)
-        train, test = train.subset(keep), train.subset(held)
-        notes.append(f"no test split found: held out {len(test)} stratified images ({test_split:.0%}) as test")
+        train, test = _carve(train, test_split, seed)
+        how = "images in whole groups" if test.groups is not None else "stratified images"
+        notes.append(f"no test split found: held out {len(test)} {how} ({test_split:.0%}) as test")
     val = spec.val
     if val is None:
-        keep, held = stratified_split(train.labels, val_split, seed + 1)
-        train, val = train.subset(keep), train.subset(held)
+        train, val = _carve(train, val_split, seed + 1)
     if subset and subset < len(train):
         _, kept = stratified_split(train.labels, subset / len(train), seed + 2)
         train = train.subset(kept)
@@ -206,6 +226,13 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
                              "add some or remove the class")
     tensors = {k: _to_split(d.images, d.labels, d.paths) for k, d in splits.items()}
     mean, std = _cached_stats(tensors["train"].x, splits["train"].cache)
+    leaks = None
+    if spec.test is None and spec.train.groups is None:  # carved image by image: near-copies would leak
+        leak = find_leaks(tensors["train"].x, tensors["test"].x, seed)
+        leaks = leak.count
+        if leak.count and verbose:
+            warnings.warn(leak_warning(leak, tensors["test"].paths, tensors["train"].paths, data_folder(data)),
+                          stacklevel=2)
     return PreparedData(name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std,
                         broken=broken, notes=notes, resize=resize, crop_pct=crop_pct,
-                        class_names=spec.class_names, **tensors)
+                        class_names=spec.class_names, groups=_group_map(spec), near_duplicates=leaks, **tensors)

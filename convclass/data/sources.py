@@ -50,6 +50,7 @@ class DataOptions:
     path_column: int | str | None = None
     label_column: int | str | None = None
     group_column: int | str | None = None
+    group_by: str | None = None  # a pattern naming each image's group (data/groups.py); beats group_column
     image_root: str | None = None
     image_ext: str | None = None
     class_names: str | None = None

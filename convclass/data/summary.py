@@ -25,6 +25,7 @@ def data_summary(prepared) -> dict:
     return {"name": prepared.name, "classes": list(prepared.classes), "img_size": prepared.img_size,
             "channels": prepared.channels, "counts": splits, "n": {s: int(sum(c)) for s, c in splits.items()},
             "imbalance_ratio": imbalance_ratio(splits["train"]), "broken": len(prepared.broken),
+            "near_duplicates": prepared.near_duplicates,
             "mean": list(prepared.mean), "std": list(prepared.std), "notes": list(prepared.notes)}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..data.groups import assign_groups, group_split
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
 from ..data.sources import DataOptions
 from ..errors import ConvclassError
@@ -58,8 +59,15 @@ def _take(s: TensorSplit, idx: np.ndarray) -> TensorSplit:
     return TensorSplit(x=s.x[t], y=s.y[t], paths=None if s.paths is None else [s.paths[i] for i in idx])
 
 
-def fold_indices(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
-    """Test indices of each fold: every class dealt round-robin over the folds after a seeded shuffle."""
+def fold_indices(y: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Test indices of each fold: every class dealt round-robin over the folds after a seeded shuffle; with
+    `groups` (one per image), whole groups dealt so each fold gets about its share of every class."""
+    if groups is not None:
+        if len(np.unique(np.asarray(groups).astype(str))) < folds:
+            raise ConvclassError(f"the images form fewer groups than --folds {folds}; use fewer folds or check "
+                                 "--group-by / the group column")
+        part = assign_groups(y, groups, [1] * folds, seed)
+        return [np.flatnonzero(part == k) for k in range(folds)]
     rng = np.random.default_rng(seed)
     out: list[list[int]] = [[] for _ in range(folds)]
     offset = 0
@@ -101,9 +109,15 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
                              "use fewer folds")
     cv_dir = new_run_dir(cfg.runs_dir, (cfg.name or f"{data.name}-{cfg.model}") + "-cv")
     rows = []
-    for i, test_idx in enumerate(fold_indices(y, folds, cfg.seed)):
+    groups = None  # with groups, folds and each fold's val split take whole groups; an image without one is its own
+    if data.groups is not None and pool.paths is not None:
+        groups = np.asarray([data.groups.get(p, "\0" + p) for p in pool.paths], dtype=object)
+    for i, test_idx in enumerate(fold_indices(y, folds, cfg.seed, groups)):
         rest = np.setdiff1d(np.arange(len(y)), test_idx)
-        keep, held = stratified_split(y[rest], cfg.val_split, cfg.seed + 1 + i)
+        if groups is not None:
+            keep, held = group_split(y[rest], groups[rest], cfg.val_split, cfg.seed + 1 + i)
+        else:
+            keep, held = stratified_split(y[rest], cfg.val_split, cfg.seed + 1 + i)
         train_s, val_s, test_s = _take(pool, rest[keep]), _take(pool, rest[held]), _take(pool, test_idx)
         mean, std = channel_stats(train_s.x)
         fold_data = PreparedData(name=data.name, classes=data.classes, train=train_s, val=val_s, test=test_s,

@@ -1,12 +1,15 @@
 """One pass over the training split: seeded batches, batch augmentation, an optimizer step per batch, and the
-hooks' on_epoch_start, on_step_end and on_train_epoch_end."""
+hooks' on_epoch_start, on_step_end and on_train_epoch_end. While the whole backbone is frozen the batches are its
+features, computed once (frozen.py), and the step trains the head on them."""
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 
 from ..data import batch_stream, mix_batch, normalize
 from ..data.loader import auto_workers
-from . import finetune
+from . import finetune, frozen
 from .core import Hook, TrainState, call
 from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
 from .step import optimizer_step
@@ -33,35 +36,48 @@ def _batches(n: int, batch_size: int, gen: torch.Generator, weights: torch.Tenso
     return list(order.split(batch_size))[:batches_per_epoch(n, batch_size)]
 
 
+def _image_batches(state: TrainState, batches: list[torch.Tensor], rng: torch.Generator
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(labels, normalised images, target) per batch of image indices: augmented, mixed when asked."""
+    cfg, data, device = state.cfg, state.data, state.device
+    mean = torch.tensor(data.mean, device=device)
+    std = torch.tensor(data.std, device=device)
+    x_all, y_all = data.train.x, data.train.y
+    images = batch_stream(x_all, batches, state.augment, state.epoch, auto_workers(state.augment, cfg.workers), rng)
+    memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    for idx, xb in zip(batches, images):
+        yb = y_all[idx].to(device, non_blocking=True)
+        xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
+        target = yb
+        if cfg.mixup > 0 or cfg.cutmix > 0:
+            xb, target = mix_batch(xb, yb, len(data.classes), cfg.mixup, cfg.cutmix, rng)
+        yield yb, xb, target
+
+
 def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
     takes its 1/world share of each, so the global batch is the same whatever the process count."""
     cfg, data, device, ctx = state.cfg, state.data, state.device, state.ctx
     finetune.set_stage(state.model, cfg, state.epoch, state.log)
     net = finetune.training_view(wrap_ddp(state.model, ctx, device), data, cfg)  # frozen parts stay in eval
+    cached = frozen.cached_features(state)
     order = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))
     # Augmentation, mixup/cutmix and dropout draw from one stream, seeded per epoch and rank: on the CPU, the numbers
     # of the code before augmentations took a generator. TODO: a generator of their own, once results may change
     # (dropout draws from the global stream, so a split changes every augmented run of a model with dropout).
     torch.manual_seed(epoch_seed(cfg.seed, state.epoch) + 1 + ctx.rank)
     rng = torch.default_generator
-    mean = torch.tensor(data.mean, device=device)
-    std = torch.tensor(data.std, device=device)
-    x_all, y_all = data.train.x, data.train.y
-    mine = [shard(idx, ctx) for idx in _batches(len(y_all), cfg.batch_size, order, state.sample_weights)]
-    images = batch_stream(x_all, mine, state.augment, state.epoch, auto_workers(state.augment, cfg.workers), rng)
-    memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    mine = [shard(idx, ctx) for idx in _batches(len(data.train.y), cfg.batch_size, order, state.sample_weights)]
+    if cached is not None:
+        net, batches = cached.head, cached.batches(mine, order, data.train.y, device)
+    else:
+        batches = _image_batches(state, mine, rng)
     total_loss, correct, seen = 0.0, 0, 0
     state.batch = 0
     call(hooks, "on_epoch_start", state)
     with quiet_ddp_warnings(ctx):
-        for idx, xb in zip(mine, images):
-            yb = y_all[idx].to(device, non_blocking=True)
-            xb = normalize(xb.to(device, non_blocking=True), mean, std).contiguous(memory_format=memfmt)
-            soft = None
-            if cfg.mixup > 0 or cfg.cutmix > 0:
-                xb, soft = mix_batch(xb, yb, len(data.classes), cfg.mixup, cfg.cutmix, rng)
-            loss, logits = optimizer_step(state, net, xb, soft if soft is not None else yb)
+        for yb, xb, target in batches:
+            loss, logits = optimizer_step(state, net, xb, target)
             n = len(yb)
             state.loss = loss.item()
             total_loss += state.loss * n

@@ -30,12 +30,12 @@ __all__ = ["TrainConfig", "option", "load_config", "read_yaml", "save_config", "
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "muon"]
 Schedule = Literal["none", "step", "multistep", "cosine", "onecycle", "triangle", "linear", "plateau"]
 Augment = Literal["none", "flip-crop", "alt-flip-translate", "shift-rotate", "color", "randaugment",
-                  "trivialaugment"]
+                  "trivialaugment", "rrc-flip"]
 Tta = Literal["none", "flip", "flip-translate"]
 Balance = Literal["none", "loss", "sampler"]
 Freeze = Literal["none", "backbone"]
 Device = Literal["auto", "cpu", "cuda"]   # and cuda:<index> (the `pattern` below)
-Recipe = Literal["fast", "fast-sgd", "finetune"]
+Recipe = Literal["fast", "fast-sgd", "finetune", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
@@ -62,7 +62,7 @@ _WHEN_NO_SPLIT = "when the data has no such split"
 class TrainConfig:
     recipe: Recipe | None = option(
         help="named preset: fast (airbench94_muon on the CPU), fast-sgd (airbench94), see docs/fast.md, or finetune "
-             "(pretrained weights, docs/finetune.md); options given explicitly override it",
+             "(pretrained weights, docs/finetune.md), or none (no preset); options given explicitly override it",
         unset="finetune with --pretrained, else none")
     # data
     data: str = option("digits", "built-in name (digits, mnist, fashion-mnist, cifar10, cifar100, flowers102, "
@@ -170,9 +170,10 @@ class TrainConfig:
                                     "t), e.g. 0.999", range=(0, 1), exclusive="hi", metavar="DECAY", unset="off")
     grad_clip: float | None = option(help="clip the global gradient norm to this", range=(0, None), metavar="NORM",
                                      unset="no clipping")
-    augment: Augment = option("none", "training augmentation: none, flip-crop or alt-flip-translate (batch tensor "
-                                      "ops), shift-rotate, color, randaugment or trivialaugment (per image, in "
-                                      "--workers processes)")
+    augment: Augment = option("none", "training augmentation: none, flip-crop, alt-flip-translate or rrc-flip "
+                                      "(random-resized crop and flip, progressive sizes; batch tensor ops), "
+                                      "shift-rotate, color, randaugment or trivialaugment (per image, in --workers "
+                                      "processes)")
     tta: Tta = option("none", "test-time augmentation at the final test: none, flip or flip-translate (6 views)")
     mixup: float = option(0.0, "alpha of mixup's Beta(alpha, alpha); 0 turns it off", range=(0, None),
                           metavar="ALPHA")

@@ -124,3 +124,35 @@ def test_batch_augmentations_and_mixing_match_the_global_rng_code_they_replaced(
             for w, (idx, xb) in zip(want, zip(batches, batch_stream(x, batches, aug, epoch, 0, g))):
                 got = mix_batch(xb.float(), y[idx], 10, mixup, cutmix, g) if mixup or cutmix else (xb,)
                 assert all(torch.equal(a, b) for a, b in zip(w, got)), (epoch, mixup, cutmix, g)
+
+
+def test_rrc_flip_crops_within_the_image_at_torchvisions_area_and_aspect_and_flips_half():
+    from convclass.data.augment import RRC_RATIO, RRC_SCALE, RandomResizedCropFlip, rrc_boxes
+    top, left, h, w = rrc_boxes(4000, 256, 256, _gen(0))
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 256).all() and (left + w <= 256).all()
+    area, aspect = (h * w).float() / 256 ** 2, w.float() / h
+    assert area.min() >= RRC_SCALE[0] - 0.01 and area.max() <= RRC_SCALE[1]
+    assert aspect.min() >= RRC_RATIO[0] - 0.01 and aspect.max() <= RRC_RATIO[1] + 0.01
+    assert area.std() > 0.1 and aspect.std() > 0.05, "crops of many sizes and shapes, not one"
+    assert len(set(top.tolist())) > 100 and len(set(left.tolist())) > 100
+    # the crop pinned to the whole image: each image comes back as itself or its mirror, about half mirrored
+    x = _images(n=64, size=16)
+    y = RandomResizedCropFlip([16], scale=(1.0, 1.0), ratio=(1.0, 1.0))(x, torch.arange(64), 0, _gen(0))
+    mirrored = [torch.equal(b, a.flip(-1)) for a, b in zip(x, y)]
+    assert all(m or torch.equal(a, b) for m, a, b in zip(mirrored, x, y))
+    assert 20 <= sum(mirrored) <= 44
+
+
+def test_rrc_flip_makes_each_epochs_size_from_the_stored_image():
+    x, idx = _images(n=8, size=40), torch.arange(8)
+    lines = []
+    aug = build_augment("rrc-flip", 40, 3, sizes=[32, 24, 32], log=lines.append)
+    for epoch, size in [(0, 32), (1, 24), (2, 32), (7, 32)]:  # epochs past the schedule keep its last size
+        y = aug(x, idx, epoch, _gen(epoch))
+        assert y.dtype == torch.uint8 and y.shape == (8, 3, size, size)
+        assert torch.equal(aug(x, idx, epoch, _gen(epoch)), y)
+    assert lines == ["epoch 1: training at 32x32 px (progressive resizing up to 32 px)",
+                     "epoch 2: training at 24x24 px (progressive resizing up to 32 px)",
+                     "epoch 3: training at 32x32 px (progressive resizing up to 32 px)"]
+    flat = torch.full((2, 3, 40, 40), 77, dtype=torch.uint8)  # resizing a flat image keeps its value exactly
+    assert (aug(flat, torch.arange(2), 1, _gen(0)) == 77).all()

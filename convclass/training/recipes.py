@@ -7,9 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import TrainConfig, check_values
+import torch
+import torch.nn as nn
 
-__all__ = ["RECIPES", "recipe_overrides", "with_recipe"]
+from ..config import TrainConfig, check_values
+from ..data.augment import progressive_sizes
+
+__all__ = ["DEFAULT_PRETRAINED", "RECIPES", "recipe_line", "recipe_overrides", "stages", "training_sizes",
+           "with_recipe"]
+
+DEFAULT_PRETRAINED = "finetune"  # the recipe of a --pretrained run that names none (--recipe none: no preset)
 
 RECIPES: dict[str, dict[str, Any]] = {
     "fast": {
@@ -59,17 +66,21 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "finetune": {
         # Pretrained weights on a folder of photos (the default with --pretrained); docs/finetune.md measures it.
-        # The model is the user's choice, so this recipe sets no model.
+        # The model is the user's choice, so this recipe sets no model, and no size: evaluation runs at the
+        # weights' own (224 for efficientnet_lite0), training below it early on (rrc-flip's progressive sizes).
         "optimizer": "adamw",
         "lr": 2e-3,                         # the head's; earlier layer groups get lr x 0.3^k (--lr-decay)
         "lr_decay": 0.3,
-        "weight_decay": 0.01,
-        "schedule": "onecycle",
+        "weight_decay": 0.01,               # decoupled (AdamW); none on biases and norms
+        "schedule": "onecycle",             # one cycle across both stages: the head-only epoch is its warm-up
         "label_smoothing": 0.1,
-        "augment": "flip-crop",
+        # twice the steps of the default 64 on a small folder, and the activations of 32 images at 224 px
+        "batch_size": 32,
+        "augment": "rrc-flip",              # torchvision's RandomResizedCrop (area 0.25-1) + flip, progressive
         "epochs": 4,
-        "fine_tune": [1, 3],                # head only, then all layers
+        "fine_tune": [1, 3],                # head only (on cached features), then all layers; --epochs N: 1, N-1
     },
+    "none": {},                             # --recipe none: the plain defaults, also with --pretrained
 }
 
 
@@ -78,17 +89,79 @@ def recipe_overrides(name: str) -> dict[str, Any]:
     return dict(RECIPES[name], recipe=name)
 
 
+def stages(epochs: int) -> list[int]:
+    """finetune's --fine-tune for a run of `epochs`: one head-only epoch (on cached features it costs one forward
+    pass), the rest on all layers; a single epoch trains all layers, as a one-epoch fine-tune is expected to."""
+    return [1, epochs - 1] if epochs > 1 else [0, 1]
+
+
 def with_recipe(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """base, then the recipe named in `overrides` (if any), then the explicit overrides on top; every option
-    checked before the recipe is looked up, so a bad one is named as given."""
+    checked before the recipe is looked up, so a bad one is named as given.
+
+    With --pretrained and no recipe named anywhere, the default is DEFAULT_PRETRAINED, under everything set
+    explicitly: the overrides and whatever `base` (a YAML file) sets away from the defaults. The recipe that ran is
+    recorded (finetune, or none for the opt-out), so a saved config.yaml re-runs the same settings."""
     overrides = check_values(overrides)
-    name = overrides.get("recipe")
+    name, explicit = overrides.get("recipe"), overrides
+    if not name and base.recipe is None and overrides.get("pretrained", base.pretrained):
+        name = DEFAULT_PRETRAINED
+        explicit = {**_set_in(base), **overrides, "recipe": name}
     if not name:
-        return base.update(**overrides)
+        return base.update(**_follow_epochs(base.recipe, overrides))
     preset = recipe_overrides(name)
-    if "model" in preset and overrides.get("model", preset["model"]) != preset["model"]:
+    if "model" in preset and explicit.get("model", preset["model"]) != preset["model"]:
         preset.pop("model_args", None)  # the recipe's knobs belong to its own architecture
     base = base.update(**preset)
-    if "model_args" in overrides:
-        overrides = {**overrides, "model_args": {**base.model_args, **overrides["model_args"]}}
-    return base.update(**overrides)
+    if "model_args" in explicit:
+        explicit = {**explicit, "model_args": {**base.model_args, **explicit["model_args"]}}
+    return base.update(**_follow_epochs(name, explicit))
+
+
+def _follow_epochs(name: str | None, explicit: dict[str, Any]) -> dict[str, Any]:
+    """--epochs N under finetune without --fine-tune splits the N epochs (stages), rather than the recipe's split
+    (which sets epochs to its own sum) overruling the N the user asked for."""
+    if name == "finetune" and "epochs" in explicit and "fine_tune" not in explicit:
+        return {**explicit, "fine_tune": stages(explicit["epochs"])}
+    return explicit
+
+
+def _set_in(cfg: TrainConfig) -> dict[str, Any]:
+    """The options of cfg away from their defaults: what a YAML file set."""
+    default = TrainConfig()
+    return {k: v for k, v in cfg.to_dict().items() if v != getattr(default, k)}
+
+
+def recipe_line(cfg: TrainConfig) -> str | None:
+    """The log line naming a default recipe, with the way out."""
+    if cfg.recipe == DEFAULT_PRETRAINED and cfg.pretrained:
+        return f"recipe: {DEFAULT_PRETRAINED} (default with --pretrained; --recipe none for plain settings)"
+    return None
+
+
+def training_sizes(cfg: TrainConfig, model: nn.Module, size: int, channels: int) -> list[int] | None:
+    """rrc-flip's training size per epoch: progressive over the all-layers stage (or the whole run), when the model
+    takes smaller inputs (not the flattening heads of cnn3 and its kind); `size` throughout otherwise. None for
+    the other augmentations (they keep the stored size)."""
+    if cfg.augment != "rrc-flip":
+        return None
+    first = cfg.fine_tune[0] if cfg.fine_tune else 0
+    sizes = progressive_sizes(size, cfg.epochs, first)
+    if cfg.freeze == "backbone" or (min(sizes) < size and not _takes(model, min(sizes), channels)):
+        return [size]
+    return sizes
+
+
+def _takes(model: nn.Module, size: int, channels: int) -> bool:
+    """Whether one blank image of size x size runs through the model (eval mode: no statistics move)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(torch.zeros(1, channels, size, size, device=device))
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        model.train(was)

@@ -24,7 +24,7 @@ from .core import TrainState
 from .distributed import DistContext, init_distributed
 from .epoch import batches_per_epoch
 from .optim import build_optimizer
-from .recipes import with_recipe
+from .recipes import recipe_line, training_sizes, with_recipe
 from .runs import finished
 from .schedule import build_scheduler
 from .val_sample import cap_validation
@@ -92,7 +92,10 @@ def start_process(cfg: TrainConfig) -> tuple[DistContext, torch.device, Log]:
     if device.type == "cpu":
         tune_cpu_allocator()
     seed_everything(cfg.seed)
-    return ctx, device, Log(cfg.quiet or not ctx.is_main)
+    log = Log(cfg.quiet or not ctx.is_main)
+    if line := recipe_line(cfg):
+        log(line)
+    return ctx, device, log
 
 
 def load_data(cfg: TrainConfig, log, prepared: PreparedData | None = None) -> PreparedData:
@@ -152,6 +155,7 @@ def build_state(cfg: TrainConfig, data: PreparedData, model: nn.Module, arch_arg
     log(describe_precision(cfg.precision, precision, device))
     return TrainState(cfg=cfg, data=data, model=model, optimizer=opt, scheduler=scheduler, when=when,
                       scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"), precision=precision,
-                      augment=build_augment(cfg.augment, data.train.x.shape[-1], data.channels),
+                      augment=build_augment(cfg.augment, data.train.x.shape[-1], data.channels, log=log,
+                                            sizes=training_sizes(cfg, model, data.img_size, data.channels)),
                       class_weights=class_weights, sample_weights=sample_weights, device=device,
                       steps_per_epoch=steps, arch_args=arch_args, ctx=ctx, log=log)

@@ -8,6 +8,12 @@ The CLI is a thin layer over these functions, which work the same from a noteboo
 """
 from __future__ import annotations
 
+from .runtime import short_openmp_spin
+
+# The one setting made on import: it must come before torch loads its OpenMP runtime, which importing any
+# convclass module that computes does (runtime.py says why and how to opt out).
+short_openmp_spin()
+
 __version__ = "0.1.0"
 __all__ = ["train", "evaluate", "predict", "load_model", "list_models", "create_model", "prepare_data",
            "TrainConfig", "ConvclassError", "__version__", "inspect_data", "build_report", "explain_images",

@@ -287,6 +287,20 @@ def test_training_start_never_imports_dynamo(tmp_path):
     assert "DYNAMO False" in out.stdout, out.stdout + out.stderr
 
 
+def test_fast_recipe_skeleton_on_meta_never_imports_dynamo():
+    """Checking a fast-recipe checkpoint builds airbench on the meta device (the final test, predict, serve);
+    rescaling its head there ran std() on meta, which imports torch._dynamo (3 s of CPU)."""
+    code = ("import sys, torch; from convclass.models import create_model\n"
+            "with torch.device('meta'):\n"
+            "    m = create_model('airbench', 10, 3, 32, scale=1 / 256, head_std=1.0)\n"
+            "print('META', m.head[0].weight.is_meta, 'DYNAMO', 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "META True DYNAMO False" in out.stdout, out.stdout + out.stderr
+    from convclass.models import create_model
+    real = create_model("airbench", 10, 3, 32, scale=1 / 256, head_std=1.0)
+    assert abs(float(real.head[0].weight.std()) - 1.0) < 1e-5  # off the meta device the head is still rescaled
+
+
 def test_channel_statistics_are_kept_beside_the_decoded_pixels(tmp_path):
     import json
 
@@ -308,3 +322,34 @@ def test_channel_statistics_are_kept_beside_the_decoded_pixels(tmp_path):
     os.utime(target, ns=(os.stat(target).st_atime_ns, os.stat(target).st_mtime_ns + 10**9))
     c = prepare_data(str(tmp_path / "imgs"), **kw)  # new pixels, new key: computed again
     assert c.mean == channel_stats(c.train.x)[0] and c.mean != [0.5] * 3
+
+
+def test_batch_crop_equals_reflect_padding_then_crop():
+    """The gather-based crop must pick exactly the window a reflect-padded copy would give, image by image."""
+    import torch.nn.functional as F
+
+    from convclass.data.augment import batch_crop
+    for dtype in (torch.uint8, torch.float32):
+        x = (torch.rand(40, 3, 12, 10) * 255).to(dtype)
+        pad = 3
+        out = batch_crop(x, pad, torch.Generator().manual_seed(5))
+        g = torch.Generator().manual_seed(5)  # the same draws, in the same order, as batch_crop makes
+        dy = torch.randint(0, 2 * pad + 1, (40,), generator=g)
+        dx = torch.randint(0, 2 * pad + 1, (40,), generator=g)
+        padded = F.pad(x.float(), (pad,) * 4, mode="reflect").to(dtype)
+        want = torch.stack([padded[i, :, dy[i]:dy[i] + 12, dx[i]:dx[i] + 10] for i in range(40)])
+        assert torch.equal(out, want)
+        assert not torch.equal(out, x)  # some image really moved
+
+
+@pytest.mark.parametrize("env, want", [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None),
+                                       ({"GOMP_SPINCOUNT": "77"}, "77")])
+def test_importing_convclass_shortens_the_openmp_spin_unless_the_user_chose(env, want):
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import os, convclass, torch; print('SPIN', os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**base, **env})
+    assert f"SPIN {want}" in out.stdout, out.stdout + out.stderr
+    late = subprocess.run([sys.executable, "-c", "import torch, os, convclass; print('SPIN', "
+                           "os.environ.get('GOMP_SPINCOUNT'))"], capture_output=True, text=True, timeout=120, env=base)
+    assert "SPIN None" in late.stdout  # too late once torch has loaded libgomp: left alone, not half-applied

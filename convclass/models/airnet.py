@@ -133,7 +133,9 @@ def airbench(num_classes: int, in_chans: int = 3, img_size: int = 32, widths: st
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     features = nn.Sequential(*layers)
     head = nn.Sequential(nn.Linear(c_in, num_classes, bias=False), Scale(scale))
-    if head_std:  # airbench94_muon: head weights of std 1, output scaled by 1/width
+    # airbench94_muon: head weights of std 1, output scaled by 1/width. A skeleton on the meta device (the shape
+    # check of a loaded checkpoint) has no values to rescale, and std() there imports torch._dynamo: 2-3 s of CPU.
+    if head_std and not head[0].weight.is_meta:
         with torch.no_grad():
             head[0].weight.mul_(head_std / head[0].weight.std())
     model = AirNet(features, head)

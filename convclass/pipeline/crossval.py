@@ -27,7 +27,7 @@ from ..training import finetune
 from ..training.runs import new_run_dir
 from .train import train_and_report
 
-__all__ = ["cross_validate", "format_cv", "CV_METRICS"]
+__all__ = ["cross_validate", "format_cv", "pooled_data", "read_oof", "CV_METRICS"]
 
 CV_METRICS = ["accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
               "recall_weighted", "f1_weighted", "ece"]
@@ -80,15 +80,9 @@ def fold_indices(y: np.ndarray, folds: int, seed: int, groups: np.ndarray | None
     return [np.sort(np.asarray(f, dtype=np.int64)) for f in out]
 
 
-def cross_validate(config: TrainConfig | None = None, folds: int = 5, **overrides) -> dict:
-    """Train `folds` runs and return {folds: [per-fold metrics], mean, std, output_dir}; writes cv.json and cv.csv.
-
-    std is the sample standard deviation over folds (ddof=1). Fold runs skip their report.html (a fold's figures
-    are rarely read; `convclass report <cv folder>/fold<i>` draws them later).
-    """
-    cfg = (config or TrainConfig()).update(**overrides)
-    if folds < 2:
-        raise ConvclassError(f"--folds must be at least 2, not {folds}")
+def pooled_data(cfg: TrainConfig) -> tuple[PreparedData, TensorSplit]:
+    """The prepared data and the pool cross-validation cuts into folds: the same images in the same order for
+    the same config (label-issues re-reads a cv run's images through it)."""
     entry = model_entry(cfg.model)
     plan = finetune.input_plan(cfg, entry.default_img_size)
     # TODO: the whole set is decoded (and cached) before the subset is drawn; drawing it from the undecoded
@@ -96,7 +90,30 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
     data = prepare_data(cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split,
                         seed=cfg.seed, verbose=not cfg.quiet, options=DataOptions.from_config(cfg),
                         **plan.prepare_kwargs())
-    pool = _pool(data, cfg.subset, cfg.seed)
+    return data, _pool(data, cfg.subset, cfg.seed)
+
+
+def read_oof(cv_dir) -> dict:
+    """oof.npz of a cv run: every pooled image's out-of-fold probabilities (N, K) float32, its label y (N,), the
+    0-based fold that held it out, the classes and the file paths (None for in-memory data)."""
+    with np.load(f"{cv_dir}/oof.npz", allow_pickle=False) as z:
+        return {"probs": z["probs"].astype(np.float32), "y": z["y"].astype(np.int64), "fold": z["fold"],
+                "classes": [str(c) for c in z["classes"]], "paths": [str(p) for p in z["paths"]] or None}
+
+
+def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
+                   pooled: tuple[PreparedData, TensorSplit] | None = None, **overrides) -> dict:
+    """Train `folds` runs and return {folds: [per-fold metrics], mean, std, output_dir}; writes cv.json, cv.csv
+    and oof.npz (read_oof: each image's probabilities from the fold that did not train on it).
+
+    std is the sample standard deviation over folds (ddof=1). Fold runs skip their report.html (a fold's figures
+    are rarely read; `convclass report <cv folder>/fold<i>` draws them later). `pooled`: pooled_data(config),
+    when the caller already holds it.
+    """
+    cfg = (config or TrainConfig()).update(**overrides)
+    if folds < 2:
+        raise ConvclassError(f"--folds must be at least 2, not {folds}")
+    data, pool = pooled or pooled_data(cfg)
     y = pool.y.numpy()
     every = len(data.train) + len(data.val) + len(data.test)
     if not cfg.quiet:
@@ -109,6 +126,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
                              "use fewer folds")
     cv_dir = new_run_dir(cfg.runs_dir, (cfg.name or f"{data.name}-{cfg.model}") + "-cv")
     rows = []
+    oof, held_by = np.zeros((len(y), len(data.classes)), np.float32), np.zeros(len(y), np.int64)
     groups = None  # with groups, folds and each fold's val split take whole groups; an image without one is its own
     if data.groups is not None and pool.paths is not None:
         groups = np.asarray([data.groups.get(p, "\0" + p) for p in pool.paths], dtype=object)
@@ -128,6 +146,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
         res = train_and_report(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
         m = res.test_metrics
         pred = load_predictions(res.run_dir)
+        oof[test_idx], held_by[test_idx] = pred["probs"], i
         row = {"fold": i + 1, **{k: m[k] for k in CV_METRICS if k in m},
                "ece": expected_calibration_error(pred["y_true"], pred["probs"]),
                "best_epoch": m.get("checkpoint_epoch"), "n_test": m["n"], "run_dir": str(res.run_dir)}
@@ -139,6 +158,8 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, **override
     result = {"folds": rows, "mean": mean, "std": std, "k": folds, "metrics": keys, "output_dir": str(cv_dir),
               "config": cfg.to_dict(), "data": data.name, "n": int(len(y))}
     (cv_dir / "cv.json").write_text(json.dumps(result, indent=1))
+    np.savez_compressed(cv_dir / "oof.npz", probs=oof, y=y, fold=held_by, classes=np.asarray(data.classes),
+                        paths=np.asarray(pool.paths or [], dtype=str))
     with open(cv_dir / "cv.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["fold"] + keys + ["best_epoch", "n_test"])

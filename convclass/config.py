@@ -37,6 +37,7 @@ Freeze = Literal["none", "backbone"]
 Device = Literal["auto", "cpu", "cuda"]   # and cuda:<index> (the `pattern` below)
 Recipe = Literal["fast", "fast-sgd", "finetune", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Task = Literal["auto", "single", "multi"]
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
 
@@ -96,6 +97,9 @@ class TrainConfig:
                                           "or `key name` lines), words.txt (wnid<TAB>name) or a JSON object of "
                                           "key: name", metavar="FILE",
                                      unset="class_names.json, classes.txt or words.txt beside the data, if any")
+    task: Task = option("auto", "single (one class per image), multi (any number of labels per image: sigmoid "
+                                "outputs, BCE, per-label thresholds), or auto: multi when a CSV's label cells hold "
+                                "several labels (`a|b`, `a,b`, `a b`) or its labels are one-hot 0/1 columns")
     # a Hugging Face --data hf:NAME_OR_PATH (data/hf.py)
     hf_image_column: str | None = option(help="column of the images of a Hugging Face dataset", metavar="COLUMN",
                                          unset="the Image column, else image, img, pixel_values ...")

@@ -16,6 +16,7 @@ import regex  # `re` has no time limit: a pattern like (a+)+$ backtracks for hou
 
 from ..errors import ConvclassError
 from .archive import SEP
+from .multilabel import stratify_key
 from .sources import DataSpec, LabeledSet
 
 __all__ = ["compile_group_pattern", "groups_from_pattern", "relative_name", "assign_groups", "group_split",
@@ -125,7 +126,7 @@ def group_split(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: i
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out) like data.prepare.stratified_split, with every group on one side. Each side gets
     at least one group when there are two or more; one group only is an error (nothing could be held out)."""
-    part = assign_groups(labels, groups, (1.0 - fraction, fraction), seed)
+    part = assign_groups(stratify_key(labels), groups, (1.0 - fraction, fraction), seed)
     keys = np.asarray(groups).astype(str)
     if len(np.unique(keys)) < 2:
         raise ConvclassError(f"all {len(labels)} images are in one group, so no validation or test split can be "

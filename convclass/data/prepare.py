@@ -18,6 +18,7 @@ from .folder import scan_csv, scan_folder
 from .groups import data_folder, group_split, with_groups
 from .hf import PREFIX, load_hf
 from .leakage import find_leaks, leak_warning
+from .multilabel import is_multilabel, stratify_key
 from .preprocess import Preprocess, check_policy
 from .names import with_class_names
 from .sources import DataOptions, DataSpec, LabeledSet
@@ -28,7 +29,7 @@ __all__ = ["TensorSplit", "PreparedData", "channel_stats", "find_data", "prepare
 @dataclass
 class TensorSplit:
     x: torch.Tensor            # (N, C, H, W) uint8
-    y: torch.Tensor            # (N,) int64
+    y: torch.Tensor            # (N,) int64 class indices, or (N, K) float32 0/1 rows (multi-label)
     paths: list[str] | None = None  # source files, when the data came from files
 
     def __len__(self) -> int:
@@ -56,6 +57,11 @@ class PreparedData:
     class_names: list[str] | None = None  # display names aligned with `classes` (data/names.py)
     groups: dict[str, str] | None = None  # file -> group, when --group-by or a CSV group column grouped them
     near_duplicates: int | None = None  # carved test images with a near-copy in training; None: not checked
+
+    @property
+    def task(self) -> str:
+        """single (one class per image) or multi (data/multilabel.py): what the loss, metrics and heads follow."""
+        return "multi" if is_multilabel(self.train.y) else "single"
 
     @property
     def preprocess(self) -> Preprocess:
@@ -94,6 +100,7 @@ def _find_spec(data: str, data_root: str, options: DataOptions) -> DataSpec:
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out) with about `fraction` of each class held out (at least one per class of 2+)."""
     rng = np.random.default_rng(seed)
+    labels = stratify_key(labels)
     keep, held = [], []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -175,7 +182,8 @@ def _cached_stats(x: torch.Tensor, cache: Path | None) -> tuple[list[float], lis
 
 def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
     x = torch.from_numpy(np.ascontiguousarray(images))  # (N, C, H, W): a cache file maps in without a copy
-    return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=np.int64)), paths=paths)
+    dtype = np.float32 if is_multilabel(labels) else np.int64
+    return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=dtype)), paths=paths)
 
 
 def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass", img_size: int | None = None,
@@ -219,7 +227,8 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
         warnings.warn(f"skipped {len(broken)} unreadable file(s): {shown}{more}", stacklevel=2)
     if len(splits["train"].images) == 0:
         raise ConvclassError(f"{data}: no readable training images (skipped {len(broken)} broken files)")
-    present = set(np.unique(splits["train"].labels).tolist())
+    train_y = splits["train"].labels
+    present = set(np.flatnonzero(train_y.sum(0)).tolist() if is_multilabel(train_y) else np.unique(train_y).tolist())
     absent = [spec.classes[c] for c in range(len(spec.classes)) if c not in present]
     if absent:
         raise ConvclassError(f"class(es) {', '.join(absent[:10])} have no readable training images; "

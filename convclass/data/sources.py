@@ -11,7 +11,8 @@ __all__ = ["LabeledSet", "DataSpec", "DataOptions"]
 
 @dataclass
 class LabeledSet:
-    """Either `arrays` (N, H, W, C) uint8 or `paths` (N file names); `labels` (N,) int64; `groups` (N,) str when
+    """Either `arrays` (N, H, W, C) uint8 or `paths` (N file names); `labels` (N,) int64, or (N, K) uint8 0/1
+    rows when each image may have several labels (data/multilabel.py); `groups` (N,) str when
     the data says which images belong together (a CSV's group column), for splits that keep groups whole."""
     labels: np.ndarray
     arrays: np.ndarray | None = None
@@ -57,6 +58,7 @@ class DataOptions:
     hf_image_column: str | None = None  # a Hugging Face dataset's columns and training split (data/hf.py)
     hf_label_column: str | None = None
     hf_split: str | None = None
+    task: str | None = "auto"  # auto | single | multi (data/multilabel.py); None (older configs): auto
 
     @classmethod
     def from_config(cls, cfg: Any) -> "DataOptions":

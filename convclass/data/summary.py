@@ -7,6 +7,8 @@ __all__ = ["class_counts", "imbalance_ratio", "data_summary", "format_data_summa
 
 
 def class_counts(labels, num_classes: int) -> list[int]:
+    if np.ndim(labels) == 2:  # multi-label rows: images holding each label
+        return np.asarray(labels).sum(0).astype(np.int64).tolist() if len(labels) else [0] * num_classes
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).tolist()
 
 

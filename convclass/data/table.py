@@ -21,6 +21,7 @@ import numpy as np
 from ..checks import MAX_CLASSES, MAX_TEXT
 from ..errors import ConvclassError
 from ..safeio import Refused, read_regular
+from .multilabel import multi_hot, one_hot_columns, read_label_sets
 from .sources import DataOptions, DataSpec, LabeledSet
 
 __all__ = ["read_table", "PATH_NAMES", "LABEL_NAMES", "GROUP_NAMES"]
@@ -37,6 +38,7 @@ PROBE_ROWS = 20        # rows whose files are looked up to find the image folder
 GUESS_EXTS = ("", ".jpg", ".png", ".jpeg", ".JPG", ".JPEG", ".PNG", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 MAX_PATH = 4096        # characters in one path cell (PATH_MAX on Linux)
 _COLUMN_FLAGS = "--path-column/--label-column NAME or 0-based INDEX"
+_EMPTY_FLAGS = "--task multi when an image may have no label, or --label-column"
 
 
 def _norm(name: str) -> str:
@@ -116,7 +118,7 @@ class _Table:
     """The rows of one file and the columns picked for paths, labels and groups."""
 
     def __init__(self, path: Path, rows: list[tuple[int, list[str]]], delimiter: str, opts: DataOptions):
-        self.path, self.delimiter = path, delimiter
+        self.path, self.delimiter, self.task = path, delimiter, opts.task or "auto"
         first = rows[0][1]
         given = {_norm(v) for v in (opts.path_column, opts.label_column, opts.group_column)
                  if isinstance(v, str) and not v.strip().isdigit()}
@@ -125,12 +127,20 @@ class _Table:
         self.body = rows[1:] if self.header else rows
         ncols = len(first)
         self.pcol = self._pick(opts.path_column, PATH_NAMES, "--path-column", ncols, 0)
-        self.lcol = self._pick(opts.label_column, LABEL_NAMES, "--label-column", ncols, 1 if self.pcol == 0 else 0)
+        self.onehot = []  # one-hot label columns, when no column is named (or given) as the label one
+        if self.header and opts.label_column is None and opts.task != "single" and not self._named(LABEL_NAMES):
+            taken = {self.pcol} | self._named(GROUP_NAMES)
+            self.onehot = one_hot_columns(self.header, [r[1] for r in self.body], taken)
+        self.lcol = self.onehot[0] if self.onehot else self._pick(opts.label_column, LABEL_NAMES, "--label-column",
+                                                                  ncols, 1 if self.pcol == 0 else 0)
         if self.lcol == self.pcol:
             raise self.error(None, f"the path and label columns are both column {self.pcol}")
         self.gcol = None
         if opts.group_column is not None or self.header:
             self.gcol = self._pick(opts.group_column, GROUP_NAMES, "--group-column", ncols, None)
+
+    def _named(self, names: tuple[str, ...]) -> set[int]:
+        return {i for i, h in enumerate(self.header or []) if _norm(h) in names}
 
     def _pick(self, spec, names: tuple[str, ...], flag: str, ncols: int, default: int | None) -> int | None:
         if spec is not None:
@@ -157,16 +167,20 @@ class _Table:
 
     def cells(self) -> tuple[list[str], list[str], list[str] | None]:
         """(paths as written, labels, groups or None), each cell checked."""
-        need = max(c for c in (self.pcol, self.lcol, self.gcol) if c is not None)
+        need = max(c for c in (self.pcol, self.lcol, self.gcol, *self.onehot) if c is not None)
         names, labels, groups = [], [], []
         for row in self.body:
             cells = row[1]
             if len(cells) <= need:
                 raise self.error(row, f"{len(cells)} field(s) where column {need} is needed")
             name, label = cells[self.pcol], cells[self.lcol]
+            if self.onehot:  # the names of the columns holding a 1, as a `|`-separated multi-label cell
+                label = "|".join(self.header[c] for c in self.onehot if cells[c].startswith("1"))
             if not name or "\0" in name or len(name) > MAX_PATH:
                 raise self.error(row, "no usable image path (empty, a NUL byte, or over 4096 characters)")
-            if not label or len(label) > MAX_TEXT:
+            if not label and self.task == "single":
+                raise self.error(row, "no usable label (empty)", flag=_EMPTY_FLAGS)
+            if len(label) > MAX_TEXT:
                 raise self.error(row, f"no usable label (empty or over {MAX_TEXT} characters)")
             names.append(name)
             labels.append(label)
@@ -243,18 +257,28 @@ def read_table(path: Path, opts: DataOptions | None = None) -> DataSpec:
         table.header, table.body = table.body[0][1], table.body[1:]
         names, labels, groups = names[1:], labels[1:], None if groups is None else groups[1:]
         notes.append(f"{path.name}: line {rows[0][0]} read as a header (its file does not exist)")
-    classes = sorted(set(labels))
+    sets, how = read_label_sets(labels, "multi" if table.onehot else table.task, "|" if table.onehot else None)
+    if sets is None and "" in labels:
+        raise table.error(table.body[labels.index("")], "no usable label (empty)", flag=_EMPTY_FLAGS)
+    classes = sorted({c for s in sets for c in s}) if sets is not None else sorted(set(labels))
     if len(classes) > MAX_CLASSES:
         raise table.error(None, f"{len(classes)} distinct labels in column {table.lcol}, more than {MAX_CLASSES}",
                           flag="--label-column")
-    if len(classes) == len(labels) >= PROBE_ROWS:
+    if sets is None and len(classes) == len(labels) >= PROBE_ROWS:
         raise table.error(table.body[0], f"column {table.lcol} holds a different label on every row (ids?)",
                           flag="--label-column NAME or INDEX")
+    if sets is not None and not classes:
+        raise table.error(None, f"no image has a label in column {table.lcol}", flag="--label-column")
+    if sets is not None:
+        how = "one-hot columns" if table.onehot else how
+        notes.append(f"{path.name}: multi-label, {len(classes)} labels ({how}; an image may have several or none); "
+                     "--task single reads each cell as one class")
     index = {c: i for i, c in enumerate(classes)}
     if table.header and (table.pcol, table.lcol) != (0, 1) or root != path.parent or ext:
         shown = table.header or [str(i) for i in range(table.lcol + 1)]
         notes.append(f"{path.name}: image paths from column {shown[table.pcol]!r}, labels from {shown[table.lcol]!r}"
                      f", images under {root}" + (f", {ext} added to names without it" if ext else ""))
     return DataSpec(name=path.stem, classes=classes, notes=notes, train=LabeledSet(
-        labels=np.asarray([index[c] for c in labels], dtype=np.int64), paths=[_join(root, n, ext) for n in names],
+        labels=multi_hot(sets, classes) if sets is not None else np.asarray([index[c] for c in labels], np.int64),
+        paths=[_join(root, n, ext) for n in names],
         groups=None if groups is None else np.asarray(groups, dtype=object)))

@@ -8,6 +8,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import PreparedData, TensorSplit
+from ..data.multilabel import stratify_key
 
 __all__ = ["cap_validation", "stratified_sample"]
 
@@ -31,7 +32,7 @@ def cap_validation(data: PreparedData, cfg: TrainConfig, log) -> None:
     val = data.val
     if cfg.val_max is None or len(val) <= cfg.val_max:
         return
-    idx = stratified_sample(val.y.numpy(), cfg.val_max, cfg.seed)
+    idx = stratified_sample(stratify_key(val.y.numpy()), cfg.val_max, cfg.seed)
     data.val = TensorSplit(val.x[torch.from_numpy(idx)], val.y[torch.from_numpy(idx)],
                            [val.paths[i] for i in idx] if val.paths is not None else None)
     log(f"note: validating on {len(idx)} of the {len(val)} validation images (--val-max {cfg.val_max}: a stratified "

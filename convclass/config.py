@@ -23,7 +23,7 @@ from .safeio import Refused, read_regular
 
 __all__ = ["TrainConfig", "option", "load_config", "read_yaml", "save_config", "resume_overrides", "check_values",
            "flag_name", "SAFE_ON_RESUME", "Optimizer", "Schedule", "Augment", "Tta", "Balance", "Freeze", "Device",
-           "Recipe", "Precision"]
+           "Recipe", "Precision", "Track"]
 
 # The choices. The code that implements each (training/optim.py OPTIMIZERS, schedule.py SCHEDULES, data/augment.py
 # AUGMENTATIONS, tta.py TTA_MODES, finetune.py FREEZE, recipes.py RECIPES) is held to these by tests/test_config.py.
@@ -38,6 +38,7 @@ Device = Literal["auto", "cpu", "cuda"]   # and cuda:<index> (the `pattern` belo
 Recipe = Literal["fast", "fast-sgd", "finetune", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Task = Literal["auto", "single", "multi"]
+Track = Literal["none", "mlflow"]
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
 
@@ -214,6 +215,10 @@ class TrainConfig:
     name: str | None = option(help="run folder name; numbered if it exists", unset="DATA-MODEL")
     quiet: bool = option(False, "print no per-epoch lines, notes or progress bars")
     report: bool = option(True, "figures and report.html in the run folder after the test")
+    track: Track = option("none", "experiment tracking besides TensorBoard: mlflow logs the settings, per-epoch "
+                                  "metrics, test scores, figures, report.html and best.pt")
+    track_uri: str | None = option(help="MLflow tracking URI: a server (http://HOST:5000), sqlite:///FILE.db or a "
+                                        "folder", unset="sqlite:///RUNS_DIR/mlflow.db", metavar="URI")
     sync_bn: bool = option(False, "DDP: synchronise BatchNorm statistics across processes (CUDA only)")
     world_size: int = option(1, "processes sharing the run (filled in; batch_size is the global batch)",
                              range=(1, 65_536), flag=None)

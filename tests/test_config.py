@@ -133,7 +133,8 @@ def test_every_flag_sets_its_option(tmp_path):
                   sync_bn=True, precision="bf16", eval_batch_size=48, val_every=2, val_max=500,
                   path_column="Filename", label_column=3, group_column="subject", group_by=r"^(\w+)_",
                   image_root="imgs", image_ext=".jpg", class_names="names.json", hf_image_column="img",
-                  hf_label_column="fine_label", hf_split="training", task="multi")
+                  hf_label_column="fine_label", hf_split="training", task="multi",
+                  track="mlflow", track_uri="sqlite:///t.db")
     argv = ["train"]
     for k, v in chosen.items():
         flag = "--" + k.replace("_", "-")

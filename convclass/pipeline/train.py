@@ -14,6 +14,7 @@ from ..models import model_from_checkpoint
 from ..progress import Bar, interactive
 from ..reporting import build_report, save_predictions
 from ..training import Hook, TrainResult, TrainState, train, validate
+from ..training.core import call
 from ..training.runs import disk_full
 
 __all__ = ["TrainResult", "score_best", "train_and_report"]
@@ -64,4 +65,5 @@ def score_best(state: TrainState) -> dict:
         except Exception as e:  # the run and its checkpoints are already saved; a figure must not lose them
             warnings.warn(f"could not write the report ({type(e).__name__}: {e}); rebuild it with "
                           f"`convclass report {run_dir}`")
+    call(state.hooks, "on_test_end", state, m)  # trackers log the test scores, figures and report
     return m

@@ -11,6 +11,8 @@ The events, in the order they happen (each calls every hook in list order):
         on_val_progress(done, total)               validation scored `done` of `total` images (first 0)
         on_epoch_end(row)                          row appended to history; may set state.stop
     on_fit_end                                     always, also when the run fails (close files and bars)
+    on_test_end(metrics)                           the pipeline scored best.pt on the test split and wrote
+                                                   the report (convclass.train, not train() alone)
 
 A hook with state (e.g. EMA's averaged weights) returns it from state_dict(); it is saved in
 last.pt as "<name>_state" and handed back to load_state_dict() on --resume, so a resumed run is exact.
@@ -96,6 +98,7 @@ class Hook:
     def on_val_progress(self, state: TrainState, done: int, total: int) -> None: ...
     def on_epoch_end(self, state: TrainState, row: dict) -> None: ...
     def on_fit_end(self, state: TrainState) -> None: ...
+    def on_test_end(self, state: TrainState, metrics: dict) -> None: ...
 
     def state_dict(self) -> dict | None:
         return None  # no state to save

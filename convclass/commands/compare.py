@@ -4,7 +4,7 @@
 def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="runs side by side: metrics table and overlaid curves (PNG)")
     p.add_argument("runs", nargs="+", metavar="RUN")
-    p.add_argument("--output", help="PNG of the overlaid curves (default: compare.png next to the first run)")
+    p.add_argument("--output", help="PNG of the overlaid curves (default: compare-RUN1-vs-RUN2.png next to the first run)")
     p.set_defaults(fn=run)
 
 

@@ -124,7 +124,7 @@ class _Body(nn.Sequential):
 @register_model(default_img_size=224)
 def efficientnet_lite0(num_classes: int, in_chans: int = 3, img_size: int = 224, dropout: float = 0.2,
                        drop_path: float = 0.2, pretrained: bool = False):
-    """EfficientNet-Lite0 (4.7M), ImageNet weights offline with pretrained=True (224 px, mean/std 0.5)."""
+    """EfficientNet-Lite0 (3.4M; 4.7M at 1000 classes), ImageNet weights offline with pretrained=True (224 px)."""
     layers: list[nn.Module] = [ConvBNAct(in_chans, 32, 3, 2)]
     cin, n_blocks = 32, sum(s[-1] for s in LITE0_STAGES)
     for k, stride, expand, cout, repeats in LITE0_STAGES:

@@ -124,7 +124,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
         small = data.classes[int(counts.argmin())]
         raise ConvclassError(f"class {small!r} has only {counts.min()} image(s), fewer than --folds {folds}; "
                              "use fewer folds")
-    cv_dir = new_run_dir(cfg.runs_dir, (cfg.name or f"{data.name}-{cfg.model}") + "-cv")
+    cv_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}-cv")  # --name X: runs/X, as train
     rows = []
     oof, held_by = np.zeros((len(y), len(data.classes)), np.float32), np.zeros(len(y), np.int64)
     groups = None  # with groups, folds and each fold's val split take whole groups; an image without one is its own

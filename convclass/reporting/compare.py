@@ -1,7 +1,9 @@
 """`convclass compare`: several runs side by side, as a terminal table and one PNG of overlaid curves."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 from ..config import read_yaml
@@ -40,7 +42,7 @@ def _summary(run: Path) -> dict:
 
 def compare_runs(runs: list[str | Path], output: str | Path | None = None) -> dict:
     """{rows: [per-run summary], png: path of the overlaid curves}; the PNG defaults to <first run's parent>/
-    compare.png."""
+    compare-<run>-vs-<run>.png."""
     if len(runs) < 1:
         raise ConvclassError("compare needs at least one run folder")
     rows = [_summary(Path(r)) for r in runs]
@@ -49,9 +51,17 @@ def compare_runs(runs: list[str | Path], output: str | Path | None = None) -> di
         names = [str(r) for r in runs]
         for row, n in zip(rows, names):
             row["run"] = n
-    out = Path(output) if output else Path(runs[0]).parent / "compare.png"
+    out = Path(output) if output else _default_png(runs, names)
     png = plot_compare_curves({r["run"]: r["history"] for r in rows if r["history"]}, out)
     return {"rows": [{k: v for k, v in r.items() if k != "history"} for r in rows], "png": str(png)}
+
+
+def _default_png(runs: list, names: list[str]) -> Path:
+    """<first run's parent>/compare-A-vs-B.png: each set of runs its own file, the same set the same one."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", "-vs-".join(names)).strip("-")
+    if len(label) > 100:  # file names end at 255 bytes; a hash keeps long sets apart
+        label = f"{label[:80]}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+    return Path(runs[0]).parent / f"compare-{label}.png"
 
 
 def _cell(v, fmt: str) -> str:

@@ -1,14 +1,17 @@
 """convclass export"""
+import argparse
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="write a run's model to ONNX or TorchScript, checked against PyTorch")
+    p = sub.add_parser("export", help="write a run's model to ONNX, OpenVINO or TorchScript, checked against PyTorch")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
-    p.add_argument("--output", help="model file to write (default: RUN/export/model.onnx, model-int8.onnx or "
-                                    "model.torchscript.pt); its metadata goes beside it as .json")
-    p.add_argument("--dynamic-batch", action="store_true",
-                   help="ONNX: any batch size (default: batch fixed at 1); TorchScript is always dynamic")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "openvino"])
+    p.add_argument("--output", help="model file to write (default: RUN/export/model.onnx, model-int8.onnx, "
+                                    "model.torchscript.pt or model.openvino.xml + .bin); its metadata goes beside "
+                                    "it as .json")
+    p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="ONNX: any batch size, so a server can batch requests (default); --no-dynamic-batch fixes "
+                        "it at 1 for runtimes that need static shapes. TorchScript is always dynamic")
     p.add_argument("--int8", action="store_true", help="ONNX: quantize to int8 and print the test accuracy drop")
     p.add_argument("--data", help="images for the checks (default: the data the run trained on)")
     p.add_argument("--samples", type=int, default=64, help="images for the fp32 parity check")

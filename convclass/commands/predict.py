@@ -20,10 +20,11 @@ def add_parser(sub) -> None:
 
 def add_runtime_flag(p) -> None:
     """--runtime for predict and serve. The list is the opt-in: auto never loads TorchScript."""
-    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx", "torchscript"],
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx", "openvino", "torchscript"],
                    help="auto: from the file given (run folder or .pt checkpoint: weights only; .onnx: ONNX "
                         "Runtime; a TorchScript file is refused); torch: a run folder or checkpoint; onnx: an "
-                        ".onnx file or RUN/export/model.onnx; torchscript: run a TorchScript file. TorchScript is "
+                        ".onnx file or RUN/export/model.onnx (else model-int8.onnx); openvino: an .xml IR or "
+                        "RUN/export/model.openvino.xml; torchscript: run a TorchScript file. TorchScript is "
                         "code: loading the file runs whatever its author wrote (it can write files), so use it only "
                         "for files you made or trust")
 

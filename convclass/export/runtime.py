@@ -32,14 +32,23 @@ def is_torchscript(path: str | Path) -> bool:
 
 
 def detect_runtime(path: str | Path) -> str:
-    """'onnx' for .onnx files, 'torchscript' for TorchScript archives, 'torch' for runs and checkpoints."""
+    """'onnx' for .onnx files, 'openvino' for .xml IR, 'torchscript' for TorchScript archives, 'torch' for runs
+    and checkpoints."""
     p = Path(path)
-    if p.suffix.lower() == ".onnx":
-        return "onnx"
+    if p.suffix.lower() in (".onnx", ".xml"):
+        return {".onnx": "onnx", ".xml": "openvino"}[p.suffix.lower()]
     return "torchscript" if is_torchscript(p) else "torch"
 
 
-RUNTIMES = ("auto", "torch", "onnx", "torchscript")
+def _openvino_export(run: Path, given) -> Path:
+    cand = run / "export" / "model.openvino.xml"
+    if not (run.is_dir() and cand.is_file()):
+        raise ConvclassError(f"--runtime openvino needs an OpenVINO export; make one first with "
+                             f"`convclass export {given} --format openvino`")
+    return cand
+
+
+RUNTIMES = ("auto", "torch", "onnx", "torchscript", "openvino")
 
 
 def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto", threads: int | None = None,
@@ -47,7 +56,8 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
     """A predictor for a run folder, checkpoint or .onnx file, or for a TorchScript file when asked for.
 
     runtime: auto (from the file; never TorchScript), torch (run folder or checkpoint, loaded weights-only),
-    onnx (an .onnx file, or the run's export/model.onnx), torchscript (the explicit opt-in: a TorchScript file
+    onnx (an .onnx file, or the run's export/model.onnx), openvino (an .xml IR, or the run's
+    export/model.openvino.xml), torchscript (the explicit opt-in: a TorchScript file
     is a program, and loading it runs it). `precision` (precision.py) applies to PyTorch models only.
     """
     if runtime not in RUNTIMES:
@@ -58,9 +68,9 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
         raise ConvclassError(f"refusing {path}: it is a TorchScript file, which is code that runs when loaded; "
                              "serve or predict with the run folder or an .onnx export instead, or, only if you "
                              "trust the file, pass --runtime torchscript")
-    if precision not in ("auto", "fp32") and (runtime in ("onnx", "torchscript") or found == "onnx"):
-        raise ConvclassError(f"--precision {precision} is for run folders and checkpoints; ONNX and TorchScript "
-                             "models run as they were exported (drop --precision)")
+    if precision not in ("auto", "fp32") and (runtime not in ("auto", "torch") or found != "torch"):
+        raise ConvclassError(f"--precision {precision} is for run folders and checkpoints; exported "
+                             "models (ONNX, OpenVINO, TorchScript) run as they were exported (drop --precision)")
     if runtime == "torchscript":
         if found != "torchscript":
             raise ConvclassError(f"--runtime torchscript needs a TorchScript file; {path} is not one "
@@ -68,13 +78,23 @@ def load_predictor(path: str | Path, runtime: str = "auto", device: str = "auto"
         from .torchscript import TorchScriptModel
         return TorchScriptModel(p)
     if runtime == "onnx" and found == "torch":
-        cand = (p / "export" / "model.onnx") if p.is_dir() else None
-        if cand is None or not cand.exists():
+        # the fp32 export when there is one, else the int8 one (`export --int8` writes only model-int8.onnx)
+        cand = next((c for c in (p / "export" / n for n in ("model.onnx", "model-int8.onnx")) if c.is_file()),
+                    None) if p.is_dir() else None
+        if cand is None:
             raise ConvclassError(f"--runtime onnx needs an .onnx file; export one first with "
                                  f"`convclass export {path} --format onnx`")
         p, found = cand, "onnx"
-    if runtime == "torch" and found == "onnx":
-        raise ConvclassError(f"{path} is an ONNX file; use --runtime onnx (or pass the run folder)")
+    if runtime == "openvino" and found == "torch":
+        p, found = _openvino_export(p, path), "openvino"
+    if runtime in ("onnx", "openvino") and found != runtime:
+        raise ConvclassError(f"--runtime {runtime} cannot run {path}, a {found} model; pass its run folder or "
+                             f"leave out --runtime")
+    if runtime == "torch" and found != "torch":
+        raise ConvclassError(f"{path} is an {found} model; use --runtime {found} (or pass the run folder)")
+    if found == "openvino":
+        from .openvino_runtime import OpenVinoModel
+        return OpenVinoModel(p, threads=threads)
     if found == "onnx":
         from .onnx_runtime import OnnxModel
         return OnnxModel(p, threads=threads)

@@ -17,8 +17,8 @@ def exports(trained_run, tmp_path_factory):
     from convclass.export import export_model
     out = tmp_path_factory.mktemp("exports")
     return {
-        "fixed": export_model(trained_run.run_dir, "onnx", output=out / "fixed.onnx"),
-        "dynamic": export_model(trained_run.run_dir, "onnx", output=out / "dyn.onnx", dynamic_batch=True),
+        "fixed": export_model(trained_run.run_dir, "onnx", output=out / "fixed.onnx", dynamic_batch=False),
+        "dynamic": export_model(trained_run.run_dir, "onnx", output=out / "dyn.onnx"),
         "torchscript": export_model(trained_run.run_dir, "torchscript", output=out / "m.torchscript.pt"),
     }
 

@@ -1,5 +1,6 @@
-"""Checkpoints: best.pt when validation improved (the validated weights: EMA's when it is on), then last.pt (the
-trained weights, optimizer, schedule, RNG and every hook's state), so `--resume` continues exactly."""
+"""Checkpoints: best.pt when validation improved (the validated weights, EMA's when it is on, without training
+state), then last.pt (the trained weights, optimizer, schedule, RNG and every hook's state), so `--resume`
+continues exactly."""
 from __future__ import annotations
 
 import random
@@ -11,7 +12,7 @@ from ...checkpoint import save_checkpoint
 from ...errors import ConvclassError
 from ..core import Hook, TrainState
 
-__all__ = ["Checkpoint", "payload", "restore"]
+__all__ = ["Checkpoint", "payload", "restore", "resume_only"]
 
 
 def payload(state: TrainState, row: dict) -> dict:
@@ -31,6 +32,13 @@ def payload(state: TrainState, row: dict) -> dict:
     }
 
 
+def resume_only(state: TrainState) -> set[str]:
+    """What only `--resume` reads, so last.pt alone keeps it: the optimizer (Adam's moments are twice the weights),
+    schedule, scaler, RNG and every hook's state (EMA's a second copy of the weights). best.pt is for using the
+    model and starting new runs from it (--weights)."""
+    return {"optimizer_state", "scheduler_state", "scaler_state", "rng", *(f"{h.name}_state" for h in state.hooks)}
+
+
 class Checkpoint(Hook):
     def __init__(self, save: Callable[[dict, object], None] = save_checkpoint):
         self.save = save
@@ -40,7 +48,8 @@ class Checkpoint(Hook):
         # best.pt before last.pt: a kill between the two then leaves last.pt one epoch behind, and the resumed
         # run redoes that epoch and rewrites best.pt identically (the other order loses best.pt).
         if state.improved:
-            best = last if state.eval_model is state.model else {**last, "model_state": state.eval_model.state_dict()}
+            best = {k: v for k, v in last.items() if k not in resume_only(state)}
+            best["model_state"] = state.eval_model.state_dict()
             self.save(best, state.run_dir / "best.pt")
         self.save(last, state.run_dir / "last.pt")
 

@@ -6,16 +6,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from . import checks
+from .data.inputs import describe, image_pixels, is_batch
 from .data.preprocess import Preprocess
 from .errors import ConvclassError
 from .models import model_from_checkpoint
 from .precision import autocast, resolve_precision
 
-__all__ = ["LoadedModel", "HasPreprocess", "load_model", "resolve_device", "expand_inputs", "predict_logits",
+__all__ = ["LoadedModel", "HasPreprocess", "Prediction", "load_model", "resolve_device", "expand_inputs", "predict_logits",
            "predict", "predict_with"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -45,6 +47,40 @@ class HasPreprocess:
     def preprocess_files(self, paths: list[str]) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
         """uint8 (N, C, H, W) for the readable files, their paths, and (path, reason) for the rest."""
         return self.preprocess.decode_files(paths)
+
+    def preprocess_images(self, images: list) -> torch.Tensor:
+        """Paths, PIL images or numpy arrays (at least one) -> uint8 (N, C, H, W) through `preprocess` (size,
+        channels, resize policy), as the files of training were decoded."""
+        arrays = [image_pixels(x, self.preprocess) for x in images]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def predict(self, images, topk: int = 5, batch_size: int = 256) -> Prediction | list[Prediction]:
+        """Labelled top-k for one image or several: a file path, a PIL image, a numpy array (H, W) or (H, W, C) of
+        any dtype (grey, RGB, RGBA; 16-bit; floats 0..1), or a list of them (a 4-D array is a batch). One image
+        gives a Prediction, a list gives a list; each input goes through this model's own preprocessing."""
+        if not (isinstance(topk, int) and not isinstance(topk, bool) and topk >= 1):
+            raise ConvclassError(f"topk must be a whole number of at least 1, not {topk!r}")
+        items = list(images) if is_batch(images) else [images]
+        if not items:
+            return []
+        names = checks.display_names(self)
+        names = names if names != list(self.classes) else None
+        p, idx = self.predict_proba(self.preprocess_images(items), batch_size).topk(min(topk, len(self.classes)), 1)
+        out = [Prediction([(self.classes[j], float(q)) for j, q in zip(ix, pr)], describe(item),
+                          [names[j] for j in ix] if names else None)
+               for item, pr, ix in zip(items, p.tolist(), idx.tolist())]
+        return out if is_batch(images) else out[0]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's top-k classes, most probable first."""
+    top: list[tuple[str, float]]       # (class, probability)
+    source: str                        # the path, or the in-memory image's kind and size
+    names: list[str] | None = None     # display names of top's classes, when the model has them
+
+    label = property(lambda self: self.top[0][0])   # the most probable class
+    prob = property(lambda self: self.top[0][1])    # and its probability
 
 
 @dataclass

@@ -170,6 +170,10 @@ def run_arm(arm: str, args) -> dict:
             curve.append((row["epoch"], now, row["val_acc"]))
         elif arm == "convclass" and (m := EPOCH_LINE.match(line.strip())):
             curve.append((int(m[1]), now, float(m[3]) / 100))
+        else:
+            continue
+        # as it happens: a long arm shows progress, and a run cut short still leaves its curve in the log
+        print(f"  {arm} epoch {curve[-1][0]}: val {curve[-1][2]:.2%} at {now:.0f} s", flush=True)
     rc = proc.wait()
     wall = time.perf_counter() - t0
     main, tree = peak.close()

@@ -140,6 +140,9 @@ class TrainConfig:
                                   range=(0, 100_000), factory=list, metavar="E1,E2", unset="none")
     lr_decay: float = option(1.0, "discriminative learning rates: lr x this per layer group from the head to the "
                                   "input (1 = one rate for all)", range=(0, 1), exclusive="lo", metavar="FACTOR")
+    head_probe: bool = option(False, "while the backbone is frozen, first fit the head as a logistic regression "
+                                     "on its cached features (linear probe, then fine-tune; the finetune recipe's "
+                                     "default)")
     freeze_bn: bool = option(False, "keep BatchNorm running statistics fixed while training")
     # optimisation
     epochs: int = option(10, "passes over the training images", range=(1, 100_000), metavar="N")

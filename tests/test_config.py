@@ -125,7 +125,7 @@ def test_every_flag_sets_its_option(tmp_path):
     chosen = dict(recipe="fast", data=str(tmp_path), data_root="cache", img_size=32, channels=3, val_split=0.3,
                   test_split=0.25, subset=100, workers=0, model="resnet18", model_args={"width": 2, "act": "relu"},
                   pretrained=True, weights="w.pt", freeze="backbone", fine_tune=[1, 2], lr_decay=0.5, freeze_bn=True,
-                  epochs=3, batch_size=32, micro_batch=8, optimizer="sgd", lr="auto", momentum=0.5,
+                  head_probe=True, epochs=3, batch_size=32, micro_batch=8, optimizer="sgd", lr="auto", momentum=0.5,
                   weight_decay=0.01, schedule="multistep", step_size=4, milestones=[2, 3], gamma=0.5,
                   warmup_epochs=1.5, label_smoothing=0.1, lookahead=True, grad_clip=1.0, augment="flip-crop",
                   tta="flip", mixup=0.2, cutmix=0.3, balance="loss", patience=2, device="cuda:1", amp=False,

@@ -33,7 +33,7 @@ import torch.nn as nn
 from ..data import normalize
 from ..models import Classifier
 from ..precision import autocast
-from . import finetune
+from . import finetune, probe
 from .core import TrainState
 
 __all__ = ["CACHE_BYTES", "FeatureCache", "cached_features"]
@@ -109,6 +109,7 @@ def _build(state: TrainState) -> FeatureCache | None:
     shown = " (2 views each: as is and flipped)" if views > 1 else ""
     state.log(f"frozen backbone: features of {feats.shape[1]} images{shown} computed once "
               f"({time.perf_counter() - t0:.1f} s); the head trains on them")
+    probe.maybe_probe(state, rest, feats)
     return FeatureCache(feats, rest)
 
 

@@ -82,6 +82,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "augment": "rrc-flip",              # torchvision's RandomResizedCrop (area 0.25-1) + flip, progressive
         "epochs": 4,
         "fine_tune": [1, 3],                # head only (on cached features), then all layers; --epochs N: 1, N-1
+        "head_probe": True,                 # the head starts as a fitted linear probe (training/probe.py)
     },
     "none": {},                             # --recipe none: the plain defaults, also with --pretrained
 }

@@ -238,8 +238,9 @@ def build_augment(name: str, img_size: int, channels: int, *, sizes: list[int] |
 
 def mix_batch(x: torch.Tensor, y: torch.Tensor, num_classes: int, mixup: float, cutmix: float,
               generator: Rng = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixup or CutMix (one of them per batch, chosen at random when both are on); returns soft targets."""
-    target = F.one_hot(y, num_classes).float()
+    """Mixup or CutMix (one of them per batch, chosen at random when both are on); returns soft targets. `y`:
+    class indices, or multi-label 0/1 rows (B, K), mixed as they are."""
+    target = y.float() if y.dim() == 2 else F.one_hot(y, num_classes).float()
     use_cut = cutmix > 0 and (mixup <= 0 or torch.rand((), generator=generator) < 0.5)
     alpha = float(cutmix if use_cut else mixup)
     # Beta(a, a) as the first coordinate of a Dirichlet(a, a) draw: what torch.distributions.Beta samples (bit

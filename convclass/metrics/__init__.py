@@ -6,6 +6,8 @@ score with these, so a number means the same thing wherever it is printed.
 from .calibration import calibration_bins, expected_calibration_error
 from .classification import classification_metrics, confusion_matrix, topk_accuracy
 from .confusion import most_confused_pairs
+from .multilabel import mean_average_precision, multilabel_metrics, predict_labels, tune_thresholds
 
 __all__ = ["calibration_bins", "classification_metrics", "confusion_matrix", "expected_calibration_error",
-           "most_confused_pairs", "topk_accuracy"]
+           "mean_average_precision", "most_confused_pairs", "multilabel_metrics", "predict_labels", "topk_accuracy",
+           "tune_thresholds"]

@@ -16,6 +16,7 @@ from ..reporting import build_report, save_predictions
 from ..training import Hook, TrainResult, TrainState, train, validate
 from ..training.core import call
 from ..training.runs import disk_full
+from .multilabel import score_multilabel
 
 __all__ = ["TrainResult", "score_best", "train_and_report"]
 
@@ -46,6 +47,8 @@ def score_best(state: TrainState) -> dict:
     with Bar("test", interactive(cfg.quiet)) as bar:
         _, probs = validate(model, data.test, data, state.device, state.eval_batch_size, tta=cfg.tta,
                             precision=state.precision, progress=bar)
+    if data.task == "multi":
+        return score_multilabel(state, model, best, probs)
     m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
     m["checkpoint_epoch"] = best["epoch"] + 1
     m["tta"] = cfg.tta

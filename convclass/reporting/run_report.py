@@ -39,7 +39,8 @@ def load_predictions(folder: str | Path) -> dict:
         raise ConvclassError(f"{folder} has no predictions.npz; train or `convclass evaluate` the run first")
     with np.load(p, allow_pickle=False) as z:
         probs = z["probs"].astype(np.float64)
-        probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)  # float16 storage: renormalise
+        if z["y_true"].ndim == 1:  # float16 storage: renormalise (multi-label sigmoid rows do not sum to 1)
+            probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)
         classes = [str(c) for c in z["classes"]]
         names = [str(c) for c in z["class_names"]] if "class_names" in z else None
         return {"y_true": z["y_true"], "probs": probs, "classes": classes,

@@ -142,6 +142,11 @@ def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: Dist
     import torch.nn.functional as F
     x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
     logits = predict_logits(model, x, mean, std, device, batch_size, precision)
+    if y.dim() == 2:  # multi-label: mAP needs every image's scores, not sums, so each rank gathers them all
+        from .losses import split_scores
+        parts: list = [None] * ctx.world
+        dist.all_gather_object(parts, (logits.cpu(), y.cpu()))
+        return split_scores(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))[0], logits
     loss_sum = F.cross_entropy(logits, y, reduction="sum").item() if len(y) else 0.0
     correct = float((logits.argmax(1) == y).sum()) if len(y) else 0.0
     loss_sum, correct, n = all_reduce_sum([loss_sum, correct, float(len(y))], ctx, device)

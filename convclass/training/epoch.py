@@ -12,6 +12,7 @@ from ..data.loader import auto_workers
 from . import finetune, frozen
 from .core import Hook, TrainState, call
 from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
+from .losses import batch_hits
 from .step import optimizer_step
 
 __all__ = ["batches_per_epoch", "epoch_seed", "train_one_epoch"]
@@ -81,7 +82,7 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
             n = len(yb)
             state.loss = loss.item()
             total_loss += state.loss * n
-            correct += int((logits.argmax(1) == yb).sum())
+            correct += batch_hits(logits, yb)
             seen += n
             state.running_loss, state.running_acc = total_loss / seen, correct / seen
             state.step += 1

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..data import PreparedData
 from ..progress import chunks
@@ -15,6 +14,7 @@ from . import finetune
 from .core import Hook, TrainState, call
 from .distributed import DistContext, validate_sharded
 from .epoch import train_one_epoch
+from .losses import best_score, split_scores
 from .tta import tta_logits
 
 __all__ = ["fit", "validate", "validates"]
@@ -38,13 +38,13 @@ def fit(state: TrainState, hooks: list[Hook]) -> list[dict]:
             if state.when == "epoch":
                 state.scheduler.step()
             elif state.when == "plateau" and state.validated:
-                state.scheduler.step(val["acc"])
+                state.scheduler.step(best_score(val))
             row = {"epoch": state.epoch + 1, **train, "val_loss": val["loss"], "val_acc": val["acc"], "lr": lr,
-                   "seconds": time.perf_counter() - t0}
+                   "seconds": time.perf_counter() - t0, **({"val_map": val["map"]} if "map" in val else {})}
             state.history.append(row)
-            state.improved = state.validated and val["acc"] > state.best_val
+            state.improved = state.validated and best_score(val) > state.best_val
             if state.validated:
-                state.best_val, state.bad_epochs = ((val["acc"], 0) if state.improved
+                state.best_val, state.bad_epochs = ((best_score(val), 0) if state.improved
                                                     else (state.best_val, state.bad_epochs + 1))
             call(hooks, "on_epoch_end", state, row)
             state.epoch += 1
@@ -62,7 +62,8 @@ def validates(cfg, epoch: int) -> bool:
 def validate(model, split, data: PreparedData, device, batch_size: int,
              ctx: DistContext = DistContext(), tta: str = "none", precision: str = "fp32",
              progress: Callable[[int, int], None] | None = None) -> tuple[dict, torch.Tensor]:
-    """Loss and accuracy on a split, plus the probabilities (N, K). Under DDP each rank scores every
+    """Loss and accuracy (and a multi-label split's macro mAP: losses.split_scores) on a split, plus the
+    probabilities (N, K). Under DDP each rank scores every
     world-th image and the sums are reduced: the figure covers the whole split, not rank 0's share.
     `precision`: the run's resolved one (TrainState.precision). `progress(done, total)` is told the images
     scored after each batch (a progress bar; not under DDP)."""
@@ -75,6 +76,4 @@ def validate(model, split, data: PreparedData, device, batch_size: int,
     logits = torch.cat(logits) if logits else torch.zeros(0, 0)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits
-    loss = F.cross_entropy(logits, split.y).item()
-    acc = (logits.argmax(1) == split.y).float().mean().item()
-    return {"loss": loss, "acc": acc}, logits.softmax(1)
+    return split_scores(logits, split.y)

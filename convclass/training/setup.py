@@ -23,6 +23,7 @@ from . import finetune
 from .core import TrainState
 from .distributed import DistContext, init_distributed
 from .epoch import batches_per_epoch
+from .losses import loss_weights, sample_weights as image_weights
 from .optim import build_optimizer
 from .recipes import recipe_line, training_sizes, with_recipe
 from .runs import finished
@@ -145,12 +146,11 @@ def build_state(cfg: TrainConfig, data: PreparedData, model: nn.Module, arch_arg
     scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
-    counts = torch.bincount(data.train.y, minlength=len(data.classes)).float()
     class_weights = sample_weights = None
-    if cfg.balance == "loss":
-        class_weights = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(device)
+    if cfg.balance == "loss":  # multi-label: BCE's per-label pos_weight
+        class_weights = loss_weights(data.train.y, len(data.classes)).to(device)
     elif cfg.balance == "sampler":
-        sample_weights = (1.0 / counts.clamp(min=1))[data.train.y]
+        sample_weights = image_weights(data.train.y, len(data.classes))
     precision = resolve_precision(cfg.precision, device, amp=cfg.amp)
     log(describe_precision(cfg.precision, precision, device))
     return TrainState(cfg=cfg, data=data, model=model, optimizer=opt, scheduler=scheduler, when=when,

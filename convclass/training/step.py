@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..precision import autocast
+from .losses import Loss, loss_function
 
 if TYPE_CHECKING:
     from .core import TrainState
@@ -32,7 +32,7 @@ def chunk_bounds(n: int, micro_batch: int | None) -> list[tuple[int, int]]:
 
 
 def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_batch: int | None, scaler,
-                     class_weights, label_smoothing: float, precision: str, where: str
+                     loss_fn: Loss, precision: str, where: str
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate the gradient of the batch's mean loss; returns (loss, logits), detached.
 
@@ -48,8 +48,7 @@ def forward_backward(model, xb: torch.Tensor, target: torch.Tensor, *, micro_bat
         with contextlib.nullcontext() if sync else model.no_sync():
             with autocast(precision, xb.device):
                 out = model(xb[lo:hi])
-                part = F.cross_entropy(out.float(), target[lo:hi], weight=class_weights,
-                                       label_smoothing=label_smoothing)
+                part = loss_fn(out.float(), target[lo:hi])
             if not torch.isfinite(part):
                 raise Diverged(f"loss became {part.item()} at {where}")
             scaler.scale(part * share).backward()
@@ -63,8 +62,8 @@ def optimizer_step(state: TrainState, net: nn.Module, xb: torch.Tensor, target: 
     """One update of state.model (through `net`, its training view) on a normalised batch; (loss, logits)."""
     cfg, opt, scaler = state.cfg, state.optimizer, state.scaler
     opt.zero_grad(set_to_none=True)
-    loss, logits = forward_backward(net, xb, target, micro_batch=cfg.micro_batch, scaler=scaler,
-                                    class_weights=state.class_weights, label_smoothing=cfg.label_smoothing,
+    loss_fn = loss_function(state.data.task == "multi", state.class_weights, cfg.label_smoothing)
+    loss, logits = forward_backward(net, xb, target, micro_batch=cfg.micro_batch, scaler=scaler, loss_fn=loss_fn,
                                     precision=state.precision,
                                     where=f"epoch {state.epoch + 1}, step {state.batch + 1}")
     if cfg.grad_clip:

@@ -22,7 +22,9 @@ def payload(state: TrainState, row: dict) -> dict:
         "arch": cfg.model, "arch_args": state.arch_args, "model_state": state.model.state_dict(),
         "classes": data.classes, "class_names": data.class_names,  # display names (data/names.py) or None
         "preprocess": data.preprocess.to_dict(),  # size, channels, statistics and resize policy
-        "metrics": {"val_acc": row["val_acc"], "val_loss": row["val_loss"], "epoch": row["epoch"]},
+        "metrics": {"val_acc": row["val_acc"], "val_loss": row["val_loss"], "epoch": row["epoch"],
+                    **({"val_map": row["val_map"]} if "val_map" in row else {})},
+        "task": data.task,  # single | multi: softmax or sigmoid outputs (multi adds "thresholds" after the test)
         "epoch": state.epoch, "history": state.history, "best_val": state.best_val, "bad_epochs": state.bad_epochs,
         "config": cfg.to_dict(), "optimizer_state": state.optimizer.state_dict(),
         "scheduler_state": state.scheduler.state_dict() if state.scheduler is not None else None,

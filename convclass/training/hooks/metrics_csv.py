@@ -14,7 +14,8 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 def write_metrics_csv(history: list[dict], path: str | Path) -> None:
     """Rewritten whole from the history each epoch, so a resumed run never holds duplicate rows."""
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        extra = ["val_map"] if any("val_map" in row for row in history) else []  # multi-label runs
+        w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS + extra, extrasaction="ignore")
         w.writeheader()
         for row in history:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -38,7 +38,8 @@ class Progress(Hook):
 
     def on_epoch_end(self, state: TrainState, row: dict) -> None:
         self.val_bar.close()
-        val = (f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}" if state.validated
+        mean_ap = f" mAP {row['val_map']:.4f}" if "val_map" in row else ""  # multi-label: what best.pt follows
+        val = (f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2%}{mean_ap}" if state.validated
                else f"not validated (--val-every {state.cfg.val_every})")
         state.log(f"epoch {row['epoch']}/{state.cfg.epochs}  train loss {row['train_loss']:.4f} acc "
                   f"{row['train_acc']:.2%}  {val}  lr {row['lr']:.3g}  {row['seconds']:.1f}s"

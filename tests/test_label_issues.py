@@ -40,7 +40,7 @@ def flipped(tmp_path_factory):
                "--lr", "0.01", "--device", "cpu", "--quiet", "--no-report", "--runs-dir", str(base / "runs"),
                "--data-root", str(base / "cache"), "--name", "colours"])
     assert rc == 0
-    return root, base / "runs" / "colours-cv", before
+    return root, base / "runs" / "colours", before  # cv --name X writes runs/X
 
 
 @pytest.mark.timeout(120)
@@ -85,6 +85,14 @@ def test_from_cv_reuses_the_folds(flipped):
 @pytest.mark.timeout(60)
 def test_from_cv_refuses_a_folder_without_a_cv_run(tmp_path, cli):
     assert_one_line_error(cli("label-issues", "--from-cv", tmp_path), "cv.json")
+
+
+@pytest.mark.timeout(60)
+def test_from_cv_refuses_a_damaged_oof_file(flipped, tmp_path, cli):
+    _, out, _ = flipped
+    (tmp_path / "cv.json").write_bytes((out / "cv.json").read_bytes())
+    (tmp_path / "oof.npz").write_bytes(b"PK\x03\x04 not a zip")
+    assert_one_line_error(cli("label-issues", "--from-cv", tmp_path, "--quiet"), "oof.npz")
 
 
 @pytest.mark.timeout(60)

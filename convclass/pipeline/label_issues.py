@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..inspection.label_issues import IssueReport, find_issues, write_issues_csv
 from ..models import model_from_checkpoint
 from ..safeio import Refused, read_regular
 from ..training import finetune
+from ..training.recipes import with_recipe
 from .crossval import cross_validate, pooled_data, read_oof
 
 __all__ = ["find_label_issues", "format_label_issues", "embed"]
@@ -88,11 +90,15 @@ def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from
         cfg = cfg.update(quiet=(config or TrainConfig()).update(**overrides).quiet)
         data, pool = pooled_data(cfg)
     else:
-        cfg = (config or TrainConfig()).update(**overrides)
+        cfg = with_recipe(config or TrainConfig(), overrides)  # as `train` does: a named recipe, then the rest
         data, pool = pooled_data(cfg)
         cv_dir = Path(cross_validate(cfg, folds, pooled=(data, pool))["output_dir"])
         run_dirs = [cv_dir / f"fold{i + 1}" for i in range(folds)]
-    oof = read_oof(cv_dir)
+    try:
+        oof = read_oof(cv_dir)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # a damaged or hand-made oof.npz
+        raise ConvclassError(f"{cv_dir}/oof.npz is not readable ({type(e).__name__}); run label-issues with "
+                             "--folds instead") from None
     y = pool.y.numpy()
     if len(oof["y"]) != len(y) or not np.array_equal(oof["y"], y) or oof["classes"] != list(data.classes):
         raise ConvclassError(f"the images of {cfg.data} are not the ones {cv_dir} cross-validated (changed since?); "

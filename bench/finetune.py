@@ -10,8 +10,8 @@ step, batch 32, the same number of epochs. The convclass arm is the CLI with not
 
 Each arm runs in its own process, arms alternate (plain, convclass, plain, convclass, ...) so machine noise hits
 both; every epoch's validation accuracy is stamped with the wall time since the process started. Printed: each
-arm's accuracy curve, wall time, CPU time (process and children) and peak memory (RSS of the training process, sampled every 0.1 s, and of the
-process tree summed), then the time convclass took to reach the plain arm's final validation accuracy as a
+arm's accuracy curve, wall time, CPU time (process and children) and peak memory (RSS of the training process,
+sampled every 0.1 s, and of the process tree summed), then the time convclass took to reach the plain arm's final validation accuracy as a
 fraction of the plain arm's wall time.
 
     .venv/bin/python bench/finetune.py --data ~/data/clothing --train-images 1000 --epochs 5 --rounds 2

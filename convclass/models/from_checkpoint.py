@@ -21,6 +21,7 @@ from ..checkpoint import check_loaded, first_line as _first_line, load_checkpoin
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
 from .factory import COMMON_ARGS, bad_model_args, create_model, model_entry
+from .hf_folder import is_model_folder, read_model_folder
 from .registry import ModelEntry
 
 __all__ = ["Rebuilt", "model_from_checkpoint"]
@@ -40,11 +41,15 @@ class Rebuilt(NamedTuple):
 
 
 def model_from_checkpoint(ckpt_or_path: dict | str | Path, device: torch.device | str = "cpu") -> Rebuilt:
-    """The model a checkpoint (a loaded dict, a .pt file or a run folder) describes, its weights loaded, checked
-    to take the input its preprocessing describes and to give one score per class; else a one-line error."""
+    """The model a checkpoint (a loaded dict, a .pt file, a run folder or an `export --format hf` folder)
+    describes, its weights loaded, checked to take the input its preprocessing describes and to give one score per
+    class; else a one-line error."""
     if isinstance(ckpt_or_path, dict):
         path, ckpt = "checkpoint (dict)", ckpt_or_path
         check_loaded(ckpt, path)  # what load_checkpoint checks of a file: format tag, finite weights
+    elif is_model_folder(ckpt_or_path):  # `export --format hf`: safetensors + config.json, data only
+        path, ckpt = Path(ckpt_or_path), read_model_folder(ckpt_or_path)
+        check_loaded(ckpt, path)
     else:
         path = resolve_checkpoint(ckpt_or_path)
         ckpt = load_checkpoint(path)  # checks the format tag and that the weights are finite
@@ -153,5 +158,7 @@ def _check_fit(arch: str, args: dict, state: dict, path) -> None:
     differ = [k for k in want if k in have and want[k] != have[k]]
     detail = (f"{differ[0]} is {list(have[differ[0]])} in the file but {list(want[differ[0]])} in the model"
               if differ else f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}")
+    # An older convclass built some models in other shapes (the classic heads before issue 20): same one line.
     raise ConvclassError(f"{path}: the checkpoint does not describe a usable model (its weights do not fit {arch} "
-                         f"built from its arch_args: {detail}); {HINT}")
+                         f"built from its arch_args: {detail}); {HINT}, or retrain it if an older convclass wrote it "
+                         f"(its {arch} had another shape)")

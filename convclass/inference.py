@@ -17,8 +17,8 @@ from .errors import ConvclassError
 from .models import model_from_checkpoint
 from .precision import autocast, resolve_precision
 
-__all__ = ["LoadedModel", "HasPreprocess", "Prediction", "load_model", "resolve_device", "expand_inputs", "predict_logits",
-           "predict", "predict_with"]
+__all__ = ["LoadedModel", "HasPreprocess", "Prediction", "load_model", "resolve_device", "expand_inputs",
+           "predict_logits", "predict", "predict_with"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

@@ -14,6 +14,7 @@ from . import checks
 from .data.inputs import describe, image_pixels, is_batch
 from .data.preprocess import Preprocess
 from .errors import ConvclassError
+from .metrics.multilabel import checked_task, labels_above
 from .models import model_from_checkpoint
 from .precision import autocast, resolve_precision
 
@@ -65,10 +66,11 @@ class HasPreprocess:
             return []
         names = checks.display_names(self)
         names = names if names != list(self.classes) else None
-        p, idx = self.predict_proba(self.preprocess_images(items), batch_size).topk(min(topk, len(self.classes)), 1)
+        probs = self.predict_proba(self.preprocess_images(items), batch_size)
+        p, idx = probs.topk(min(topk, len(self.classes)), 1)
         out = [Prediction([(self.classes[j], float(q)) for j, q in zip(ix, pr)], describe(item),
-                          [names[j] for j in ix] if names else None)
-               for item, pr, ix in zip(items, p.tolist(), idx.tolist())]
+                          [names[j] for j in ix] if names else None, above.get("labels"))
+               for item, pr, ix, above in zip(items, p.tolist(), idx.tolist(), _above(self, probs))]
         return out if is_batch(images) else out[0]
 
 
@@ -78,6 +80,7 @@ class Prediction:
     top: list[tuple[str, float]]       # (class, probability)
     source: str                        # the path, or the in-memory image's kind and size
     names: list[str] | None = None     # display names of top's classes, when the model has them
+    labels: list[tuple[str, float]] | None = None  # multi-label: every (label, probability) at its threshold or above
 
     label = property(lambda self: self.top[0][0])   # the most probable class
     prob = property(lambda self: self.top[0][1])    # and its probability
@@ -95,11 +98,14 @@ class LoadedModel(HasPreprocess):
     config: dict | None = None   # the training run's settings, as the checkpoint recorded them
     precision: str = "fp32"      # resolved --precision: the autocast of its forward passes (precision.py)
     class_names: list[str] | None = None  # display names, one per class (checks.display_names)
+    task: str = "single"                  # multi: sigmoid per label, answered at `thresholds` (metrics/multilabel.py)
+    thresholds: list[float] | None = None
 
     @torch.no_grad()
     def predict_proba(self, x_uint8: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """uint8 (N, C, H, W) -> probabilities (N, num_classes) on the CPU."""
-        return _logits(self.model, x_uint8, self.preprocess, self.device, batch_size, self.precision).softmax(1)
+        """uint8 (N, C, H, W) -> probabilities (N, num_classes) on the CPU: softmax, or per-label sigmoid."""
+        z = _logits(self.model, x_uint8, self.preprocess, self.device, batch_size, self.precision)
+        return z.sigmoid() if self.task == "multi" else z.softmax(1)
 
 
 def load_model(run_or_ckpt: str | Path, device: str = "auto", precision: str = "auto") -> LoadedModel:
@@ -112,12 +118,21 @@ def load_model(run_or_ckpt: str | Path, device: str = "auto", precision: str = "
     try:
         metrics = checks.metrics(numbers)
         class_names = checks.display_labels(ckpt.get("class_names"), len(classes))
+        task, thresholds = checked_task(ckpt.get("task"), ckpt.get("thresholds"), len(classes))
     except checks.Invalid as e:
         raise checks.refusal(e, run_or_ckpt, "checkpoint", "use a checkpoint written by convclass") from None
     config = ckpt.get("config")
     return LoadedModel(model=model, arch=ckpt["arch"], classes=classes, preprocess=pre, device=dev, metrics=metrics,
                        checkpoint_path=str(run_or_ckpt), config=config if isinstance(config, dict) else None,
-                       precision=precision, class_names=class_names)
+                       precision=precision, class_names=class_names, task=task, thresholds=thresholds)
+
+
+def _above(predictor, probs: torch.Tensor) -> list[dict]:
+    """Per image, {"labels": [(label, prob) at or above its threshold, most probable first]} for a multi-label
+    predictor, else {}."""
+    if getattr(predictor, "task", "single") != "multi":
+        return [{}] * len(probs)
+    return [{"labels": found} for found in labels_above(probs.numpy(), predictor.classes, predictor.thresholds)]
 
 
 def _logits(model: nn.Module, x: torch.Tensor, pre: Preprocess, device: torch.device, batch_size: int,
@@ -181,9 +196,10 @@ def predict_with(predictor, inputs: list[str], topk: int = 5, batch_size: int = 
         skipped += bad
         if not ok:
             continue
-        p, idx = predictor.predict_proba(x, batch_size).topk(k, dim=1)
-        for path, pr, ix in zip(ok, p.tolist(), idx.tolist()):
-            results.append({"path": path, "top": [(predictor.classes[j], float(q)) for j, q in zip(ix, pr)]})
+        probs = predictor.predict_proba(x, batch_size)
+        p, idx = probs.topk(k, dim=1)
+        for path, pr, ix, above in zip(ok, p.tolist(), idx.tolist(), _above(predictor, probs)):
+            results.append({"path": path, "top": [(predictor.classes[j], float(q)) for j, q in zip(ix, pr)], **above})
             if names:
                 results[-1]["names"] = [names[j] for j in ix]
     return results, skipped

@@ -41,6 +41,7 @@ def run(args) -> int:
                             batch_size=args.batch_size, data_root=args.data_root, precision=args.precision,
                             options=options)
     print(format_report(m))
-    print(f"written to {m['output_dir']}/ (metrics.json, per_class.csv, confusion_matrix.csv/.png)")
+    files = "per_label.csv" if m.get("task") == "multi" else "per_class.csv, confusion_matrix.csv/.png"
+    print(f"written to {m['output_dir']}/ (metrics.json, {files})")
     print(f"report: {m['report']}")
     return 0

@@ -43,6 +43,12 @@ def write_predictions(results: list[dict], out: Path) -> None:
         return
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
+        if any("labels" in r for r in results):  # multi-label: every label at its threshold or above
+            k = max((len(r["labels"]) for r in results), default=0)
+            w.writerow(["path", "n_labels"] + [f"{x}{i + 1}" for i in range(k) for x in ("label", "prob")])
+            for r in results:
+                w.writerow([r["path"], len(r["labels"])] + [v for c, p in r["labels"] for v in (c, f"{p:.6f}")])
+            return
         k = max((len(r["top"]) for r in results), default=0)
         named = any("names" in r for r in results)  # display names: a name column after each class
         cols = ("class", "name", "prob") if named else ("class", "prob")
@@ -59,6 +65,10 @@ def run(args) -> int:
     model = load_predictor(args.run, runtime=args.runtime, device=args.device, precision=args.precision)
     results, skipped = predict_images(model, args.images, topk=args.topk, batch_size=args.batch_size)
     for r in results:
+        if "labels" in r:  # multi-label
+            found = "  ".join(f"{printable(c)} {p:.3f}" for c, p in r["labels"]) or "(no label above its threshold)"
+            print(f"{printable(r['path'])}: {found}")
+            continue
         shown = zip(r.get("names") or [c for c, _ in r["top"]], (p for _, p in r["top"]))
         print(f"{printable(r['path'])}: " + "  ".join(f"{printable(n)} {p:.3f}" for n, p in shown))
     for path, reason in skipped:

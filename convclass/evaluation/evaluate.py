@@ -14,9 +14,10 @@ from ..data import PreparedData, TensorSplit, prepare_data
 from ..data.sources import DataOptions
 from ..errors import ConvclassError, printable
 from ..inference import load_model
-from ..metrics import classification_metrics
+from ..metrics import classification_metrics, multilabel_metrics
 from ..progress import Bar, chunks, interactive
 from .external import class_index, is_training_data, load_external, shown_data, slug
+from .multilabel import format_multilabel_report, label_rows, write_label_files
 from .plots import plot_confusion_matrix
 
 __all__ = ["Scored", "eval_batch_size", "evaluate", "format_report", "score_checkpoint"]
@@ -26,7 +27,7 @@ __all__ = ["Scored", "eval_batch_size", "evaluate", "format_report", "score_chec
 class Scored:
     """A checkpoint's predictions on one split, with the metrics and the folder its files went to."""
     metrics: dict
-    y: np.ndarray  # (N,) labels in the model's class order
+    y: np.ndarray  # (N,) labels in the model's class order; multi-label: (N, K) 0/1 rows
     probs: np.ndarray  # (N, K) class probabilities
     split: TensorSplit
     data: PreparedData
@@ -65,18 +66,29 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
                           crop_pct=lm.preprocess.crop_pct,  # decoded as training's evaluation saw them
                           options=DataOptions.from_config(cfg))  # how the run read its CSV
         s, scope = getattr(pd, split), f"{split} split of the training data"
-    remap = torch.from_numpy(class_index(pd.classes, lm.classes, lm.class_names, shown_data(data)))
-    y = remap[s.y].numpy()
+    multi = lm.task == "multi"
+    if s.y.dim() == 2 and not multi:
+        raise ConvclassError(f"{printable(data)} is multi-label (several labels per image) but this model predicts "
+                             "one class per image; evaluate a model trained on multi-label data")
+    if multi:
+        y = label_rows(s.y, pd.classes, lm.classes, data)
+    else:
+        y = torch.from_numpy(class_index(pd.classes, lm.classes, lm.class_names, shown_data(data)))[s.y].numpy()
     bs = eval_batch_size(lm.config, batch_size)
     with Bar(f"evaluate {split}", interactive()) as bar:
         parts = [lm.predict_proba(s.x[i:i + bs], bs) for i in chunks(len(s), bs, bar)]
     probs = (torch.cat(parts) if parts else torch.zeros(0, 0)).numpy()
-    m = classification_metrics(y, probs, lm.classes)
+    m = multilabel_metrics(y, probs, lm.classes, lm.thresholds) if multi else classification_metrics(y, probs,
+                                                                                                     lm.classes)
     m.update(split=split, data=str(data), checkpoint=str(ckpt_path), external=external, scope=scope)
     name = f"eval-{slug(pd.name)}" + (f"-{split}" if split != "test" else "") if external else f"eval-{split}"
     out = Path(output) if output else ckpt_path.parent / name
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(m, indent=1))
+    if multi:
+        write_label_files(m, out)
+        m["output_dir"] = str(out)
+        return Scored(metrics=m, y=y, probs=probs, split=s, data=pd, output_dir=out, class_names=lm.class_names)
     with open(out / "per_class.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["class", "precision", "recall", "f1", "support"])
         w.writeheader()
@@ -122,6 +134,8 @@ def _scored_line(m: dict) -> str:
 
 
 def format_report(m: dict, max_classes: int = 50) -> str:
+    if m.get("task") == "multi":
+        return format_multilabel_report(m, max_classes)
     lines = [_scored_line(m),
              f"  accuracy            {m['accuracy']:.4f}"]
     if "top5_accuracy" in m:

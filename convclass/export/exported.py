@@ -44,6 +44,7 @@ class ExportedModel(HasPreprocess):
         self.metrics = meta["metrics"]
         self.name = meta["name"]
         self.fixed_batch = meta["batch"] if meta["batch"] != "dynamic" else None
+        self.task, self.thresholds = meta["task"], meta["thresholds"]  # multi: sigmoid, labels at thresholds
 
     def check_output(self) -> None:
         """One forward pass on a blank input: the model must take the input its metadata describes and give one
@@ -68,4 +69,5 @@ class ExportedModel(HasPreprocess):
 
     def predict_proba(self, x_uint8: torch.Tensor | np.ndarray, batch_size: int = 256) -> torch.Tensor:
         """uint8 (N, C, H, W) -> probabilities (N, num_classes), a CPU float tensor like LoadedModel's."""
-        return torch.from_numpy(_softmax(self.predict_logits(x_uint8, batch_size).astype(np.float32)))
+        z = torch.from_numpy(self.predict_logits(x_uint8, batch_size).astype(np.float32))
+        return z.sigmoid() if self.task == "multi" else torch.from_numpy(_softmax(z.numpy()))

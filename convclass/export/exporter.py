@@ -91,7 +91,8 @@ def export_model(run_or_ckpt: str | Path, format: str = "onnx", output: str | Pa
 
     smp = load_samples(ckpt, pre, data, n_parity=samples, n_calib=CALIB_IMAGES if int8 else 0, need_test=int8,
                        data_root=data_root)
-    ref = predict_logits(model, smp.test_x, pre.mean, pre.std, torch.device("cpu")).softmax(1).numpy()
+    logits = predict_logits(model, smp.test_x, pre.mean, pre.std, torch.device("cpu"))
+    ref = (logits.sigmoid() if ckpt.get("task") == "multi" else logits.softmax(1)).numpy()  # as predictors give
     batch = "dynamic" if (dynamic_batch or fmt != "onnx") else 1
     meta = build_metadata(ckpt, pre, str(ckpt_path), runtime=fmt, precision="int8" if int8 else "fp32", batch=batch)
 

@@ -16,6 +16,7 @@ from .. import checks
 from ..checkpoint import check_format
 from ..data.preprocess import Preprocess
 from ..errors import ConvclassError
+from ..metrics.multilabel import checked_task
 
 __all__ = ["EXPORT_FORMAT", "build_metadata", "sidecar_path", "write_sidecar", "check_metadata", "check_batch",
            "parse_metadata"]
@@ -27,6 +28,10 @@ REQUIRED = ("arch", "classes", "img_size", "channels", "mean", "std")
 def build_metadata(ckpt: dict, pre: Preprocess, source: str, runtime: str, precision: str, batch: int | str) -> dict:
     """Everything a runtime needs from the checkpoint (no weights, no training state)."""
     metrics = {k: float(v) for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    try:
+        task, thresholds = checked_task(ckpt.get("task"), ckpt.get("thresholds"), len(ckpt["classes"]))
+    except checks.Invalid as e:
+        raise checks.refusal(e, source, "checkpoint", "use a checkpoint written by convclass") from None
     return {
         "format": EXPORT_FORMAT,
         "runtime": runtime,                  # onnx | torchscript
@@ -36,7 +41,11 @@ def build_metadata(ckpt: dict, pre: Preprocess, source: str, runtime: str, preci
         "classes": [str(c) for c in ckpt["classes"]],
         **pre.to_dict(),                     # img_size, channels, mean and std per channel (0..1 scale), resize
         "input": "float32 (N, C, H, W) = (uint8 pixels / 255 - mean) / std; grey or RGB order",
-        "output": "logits (N, num_classes); softmax gives probabilities",
+        "output": "logits (N, num_classes); " + ("sigmoid gives each label's probability; a label is predicted "
+                                                 "at or above its threshold" if task == "multi" else "softmax "
+                                                 "gives probabilities"),
+        "task": task,                        # single | multi
+        **({"thresholds": thresholds} if task == "multi" else {}),  # per label, tuned on validation
         "batch": batch,                      # "dynamic" or the fixed batch size
         "metrics": metrics,
         "source": str(source),
@@ -86,7 +95,9 @@ def check_metadata(meta: dict | None, path: str | Path, hint: str = REEXPORT) ->
     try:
         pre = Preprocess.checked(meta)
         batch = meta.get("batch", "dynamic")
-        return {"arch": checks.text("arch", meta["arch"]), "classes": checks.class_names(meta["classes"]),
+        classes = checks.class_names(meta["classes"])
+        task, thresholds = checked_task(meta.get("task"), meta.get("thresholds"), len(classes))
+        return {"arch": checks.text("arch", meta["arch"]), "classes": classes, "task": task, "thresholds": thresholds,
                 "preprocess": pre, "batch": batch if batch == "dynamic" else check_batch(batch, pre, path),
                 "metrics": checks.metrics(meta.get("metrics")),
                 "name": checks.text("name", meta.get("name", Path(path).stem[:checks.MAX_TEXT]))}

@@ -53,7 +53,10 @@ def load_samples(ckpt: dict, pre: Preprocess, data: str | None, n_parity: int, n
             index = {c: i for i, c in enumerate(ckpt["classes"])}
             if all(c in index for c in pd.classes) and len(pd.test):
                 remap = np.asarray([index[c] for c in pd.classes], dtype=np.int64)
-                test_x, test_y = pd.test.x, remap[pd.test.y.numpy()]
+                y = pd.test.y.numpy()
+                test_x, test_y = pd.test.x, remap[y] if y.ndim == 1 else np.zeros_like(y)
+                if y.ndim == 2:  # multi-label rows, each label moved to the model's column for it
+                    test_y[:, remap] = y
                 if not need_test:  # parity only: a spread of classes, not the whole split
                     take = np.random.default_rng(0).permutation(len(test_y))[:n_parity]
                     test_x, test_y = test_x[torch.from_numpy(np.sort(take))], test_y[np.sort(take)]
@@ -91,4 +94,7 @@ def check_parity(ref: np.ndarray, got: np.ndarray, what: str, tol: float = MAX_P
 
 
 def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy; of multi-label rows, subset accuracy at 0.5 (every label right)."""
+    if np.ndim(y) == 2:
+        return float(((np.asarray(probs) >= 0.5) == (y > 0.5)).all(1).mean()) if len(y) else float("nan")
     return float((np.asarray(probs).argmax(1) == y).mean()) if len(y) else float("nan")

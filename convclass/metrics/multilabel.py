@@ -13,7 +13,10 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (average_precision_score, hamming_loss, precision_recall_curve,
                              precision_recall_fscore_support)
 
-__all__ = ["DEFAULT_THRESHOLD", "mean_average_precision", "multilabel_metrics", "predict_labels", "tune_thresholds"]
+from .. import checks
+
+__all__ = ["DEFAULT_THRESHOLD", "checked_task", "labels_above", "mean_average_precision", "multilabel_metrics",
+           "predict_labels", "tune_thresholds"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -27,6 +30,28 @@ def predict_labels(probs, thresholds=None) -> np.ndarray:
     """(N, K) 0/1: each label whose probability reaches its threshold (0.5 when none are given)."""
     t = DEFAULT_THRESHOLD if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     return (np.asarray(probs) >= t).astype(np.int64)
+
+
+def labels_above(probs, classes: list[str], thresholds) -> list[list[tuple[str, float]]]:
+    """Per row, every (label, probability) at or above the label's threshold, most probable first."""
+    keep = predict_labels(probs, thresholds)
+    return [sorted(((classes[k], float(p[k])) for k in np.flatnonzero(row)), key=lambda lp: -lp[1])
+            for p, row in zip(np.asarray(probs, dtype=np.float64), keep)]
+
+
+def checked_task(task, thresholds, num_classes: int) -> tuple[str, list[float] | None]:
+    """(task, thresholds) as a checkpoint or an export recorded them, checked (files are untrusted; a threshold
+    decides every answer): ("single", None) when absent, as in files from before multi-label; a multi-label file
+    without thresholds gets 0.5 for each label. Raises checks.Invalid."""
+    if task is None or task == "single":
+        return "single", None
+    checks.need(task == "multi", "task", task, "single or multi")
+    if thresholds is None:
+        return "multi", [DEFAULT_THRESHOLD] * num_classes
+    checks.need(isinstance(thresholds, (list, tuple)) and len(thresholds) == num_classes
+                and all(checks.is_num(t) and 0 <= t <= 1 for t in thresholds), "thresholds", thresholds,
+                f"{num_classes} numbers from 0 to 1 (one per label)")
+    return "multi", [float(t) for t in thresholds]
 
 
 def _average_precisions(y: np.ndarray, p: np.ndarray) -> np.ndarray:

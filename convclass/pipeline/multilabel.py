@@ -3,6 +3,7 @@ best.pt, then best.pt scored on the test split at those thresholds (and at 0.5, 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from ..checkpoint import save_checkpoint
 from ..data.summary import data_summary
 from ..metrics import multilabel_metrics, tune_thresholds
 from ..progress import Bar, interactive
-from ..reporting import save_predictions
+from ..reporting import build_report, save_predictions
 from ..training import TrainState, validate
 
 __all__ = ["score_multilabel"]
@@ -42,4 +43,10 @@ def score_multilabel(state: TrainState, model, best: dict, probs) -> dict:
         f"({m['n']} images, best epoch {m['checkpoint_epoch']}, per-label thresholds tuned on validation)")
     (run_dir / "data_summary.json").write_text(json.dumps(data_summary(data), indent=1))
     save_predictions(run_dir, y, probs.numpy(), data.classes, data.test.paths, class_names=data.class_names)
+    if cfg.report:
+        try:
+            log(f"report: {build_report(run_dir)}")
+        except Exception as e:  # the run and its checkpoints are already saved; a figure must not lose them
+            warnings.warn(f"could not write the report ({type(e).__name__}: {e}); rebuild it with "
+                          f"`convclass report {run_dir}`")
     return m

@@ -126,5 +126,8 @@ def build_report(run_dir: str | Path, images=None) -> Path:
     folder = Path(run_dir)
     if not folder.is_dir():
         raise ConvclassError(f"{folder} is not a folder; pass a run folder such as runs/digits-cnn3")
+    if (folder / "predictions.npz").is_file() and load_predictions(folder)["y_true"].ndim == 2:
+        from .multilabel import build_multilabel_report  # label rows: a report of its own
+        return build_multilabel_report(folder)
     summary = draw_figures(folder, images)
     return write_html(folder, summary)

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import assert_one_line_error
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-SECTIONS = ["settings", "data", "curves", "metrics", "confusion", "calibration", "mistakes"]
+SECTIONS = ["result", "metrics", "confusion", "mistakes", "calibration", "data", "settings"]  # the result first
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,9 @@ def test_evaluate_writes_its_own_report(digits_run, cli):
     assert r.rc == 0, r
     out = digits_run.run_dir / "eval-val"
     doc = (out / "report.html").read_text()
-    assert "Metrics (val split)" in doc and (out / "figures" / "confusion_normalized.png").exists()
+    assert (out / "figures" / "confusion_normalized.png").exists()
+    # named after the run it scored, not after its folder (it said "convclass report: eval-val")
+    assert "<h1>digits: val split (convclass evaluate)</h1>" in doc and "eval-val" not in doc
 
 
 def test_train_prints_data_summary(tmp_path, cli, rgb_folder):
@@ -86,8 +88,7 @@ def test_report_renders_in_headless_chromium(digits_run, tmp_path):
     assert (img < 250).mean() > 0.05  # not a blank page: text, tables and figures drawn
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True,
                          timeout=90, check=True).stdout
-    for sid in SECTIONS:
-        assert f'<section id="{sid}">' in dom, sid
+    assert re.findall(r'<section id="(\w+)">', dom) == SECTIONS
     imgs = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
     assert {a for a, _ in imgs} >= {"training curves", "confusion matrix (counts)", "reliability diagram",
                                     "most confident wrong predictions"}
@@ -135,3 +136,45 @@ def test_figures_stay_readable_with_120_classes(tmp_path):
            for i, c in enumerate(classes)]
     w, h = Image.open(plot_per_class(per, tmp_path / "per.png")).size
     assert h > 1500 and w < 1500, (w, h)  # one readable row per class
+
+
+def test_report_leads_with_the_result_and_folds_the_settings(digits_run):
+    doc = (digits_run.run_dir / "report.html").read_text()
+    first = doc[doc.index('<section id="result">'):doc.index('<section id="metrics">')]
+    acc = digits_run.test_metrics["accuracy"]
+    assert f"<b>{100 * acc:.2f} %</b><span>accuracy</span>" in first and "<span>macro F1</span>" in first
+    assert 'alt="training curves"' in first  # the curves sit with the headline numbers, not two screens down
+    settings = doc[doc.index('<section id="settings">'):]
+    assert settings.index("<details>") < settings.index("<table>")  # folded
+    changed = settings[:settings.index("all ")]  # the first fold: only what differs from the defaults
+    for option in ("epochs", "lr", "device", "name"):
+        assert f'<td class="l">{option}</td>' in changed, option
+    for default in ("quiet", "sync_bn", "amp", "optimizer"):
+        assert f'<td class="l">{default}</td>' not in changed, default
+    assert '<td class="l">sync_bn</td>' in settings  # one click further: all of them
+
+
+def test_one_epoch_curves_get_a_whole_epoch_axis(tmp_path, monkeypatch):
+    from convclass.reporting import figures
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.append(fig) or path)
+    row = {"epoch": "1", "train_loss": "1.2", "train_acc": "0.7", "val_loss": "1.4", "val_acc": "0.6", "lr": "0.001"}
+    figures.plot_curves([row], tmp_path / "c.png")
+    for ax in drawn[0].axes:
+        assert ax.get_xlim() == (0.5, 1.5) and list(ax.get_xticks()) == [1]  # was 0.945-1.05 in 0.015 steps
+
+
+def test_console_summaries_have_no_padding_or_tautologies():
+    from convclass.evaluation.evaluate import format_report
+    from convclass.inspection import format_inspection
+    per = [{"class": c, "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 5} for c in ("cat", "dog")]
+    m = {"split": "test", "n": 10, "accuracy": 0.5, "per_class": per,
+         **{f"{k}_{a}": 0.5 for k in ("precision", "recall", "f1") for a in ("macro", "weighted")}}
+    text = format_report(m)
+    assert "macro precision / recall / F1" in text and "(macro" not in text  # was "(macro   )"
+    r = {"name": "pets", "classes": ["cat", "dog"], "n": {"train": 1000}, "notes": [],
+         "counts": {"train": [500, 500]}, "imbalance_ratio": 1.0, "sizes": {}, "modes": {}, "broken": [],
+         "near_distance": 6, "output_dir": "x", **{f"{k}_{v}": [] if v == "duplicates" else {}
+                                                   for k in ("exact", "near") for v in ("duplicates", "counts")}}
+    text = format_inspection(r)
+    assert "every class 500" in text and "smallest" not in text  # was "smallest 500 (cat), largest 500 (cat)"

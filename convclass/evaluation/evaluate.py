@@ -137,12 +137,12 @@ def format_report(m: dict, max_classes: int = 50) -> str:
     if m.get("task") == "multi":
         return format_multilabel_report(m, max_classes)
     lines = [_scored_line(m),
-             f"  accuracy            {m['accuracy']:.4f}"]
+             f"  accuracy                          {m['accuracy']:.4f}"]
     if "top5_accuracy" in m:
-        lines.append(f"  top-5 accuracy      {m['top5_accuracy']:.4f}")
+        lines.append(f"  top-5 accuracy                    {m['top5_accuracy']:.4f}")
     for avg in ("macro", "weighted"):
-        lines.append(f"  precision/recall/F1 ({avg:8s}) {m[f'precision_{avg}']:.4f} / {m[f'recall_{avg}']:.4f} / "
-                     f"{m[f'f1_{avg}']:.4f}")
+        lines.append(f"  {avg + ' precision / recall / F1':<33} {m[f'precision_{avg}']:.4f} / "
+                     f"{m[f'recall_{avg}']:.4f} / {m[f'f1_{avg}']:.4f}")
     width = max(8, min(24, max(len(str(r['class'])) for r in m["per_class"])))
     lines.append(f"  {'class':<{width}} precision  recall      f1  support")
     for r in m["per_class"][:max_classes]:

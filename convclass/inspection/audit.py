@@ -92,8 +92,9 @@ def format_inspection(r: dict, max_classes: int = 30, examples: int = 10) -> str
     tr = r["counts"]["train"]
     lo = min(range(len(tr)), key=tr.__getitem__)
     hi = max(range(len(tr)), key=tr.__getitem__)
-    lines.append(f"class counts (train): smallest {tr[lo]} ({classes[lo]}), largest {tr[hi]} ({classes[hi]}); "
-                 f"imbalance ratio {r['imbalance_ratio']:.2f}")
+    spread = (f"every class {tr[lo]:,}" if tr[lo] == tr[hi]  # balanced: no smallest or largest to name
+              else f"smallest {tr[lo]:,} ({classes[lo]}), largest {tr[hi]:,} ({classes[hi]})")
+    lines.append(f"class counts (train): {spread}; imbalance ratio {r['imbalance_ratio']:.2f}")
     width = min(24, max(8, *(len(str(c)) for c in classes[:max_classes])))
     lines.append(f"  {'class':<{width}} " + " ".join(f"{s:>7}" for s in r["counts"]))
     for i, c in enumerate(classes[:max_classes]):

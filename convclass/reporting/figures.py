@@ -27,14 +27,15 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "training cu
     """Loss, accuracy and learning rate against epoch, from metrics.csv rows."""
     from matplotlib.ticker import MaxNLocator
     ep = _col(history, "epoch")
+    ms = 3 if len(ep) > 10 else 6  # a few epochs are a few dots: make them visible
     fig, axes = subplots(1, 3, figsize=(15, 4), layout="constrained")
     for split, style in (("train", "-o"), ("val", "-s")):
-        axes[0].plot(*_points(ep, _col(history, f"{split}_loss")), style, ms=3, label=split)
-        axes[1].plot(*_points(ep, 100 * _col(history, f"{split}_acc")), style, ms=3, label=split)
+        axes[0].plot(*_points(ep, _col(history, f"{split}_loss")), style, ms=ms, label=split)
+        axes[1].plot(*_points(ep, 100 * _col(history, f"{split}_acc")), style, ms=ms, label=split)
     axes[0].set_ylabel("cross-entropy loss")
     axes[1].set_ylabel("accuracy (%)")
     lr = _col(history, "lr")
-    axes[2].plot(ep, lr, "-o", ms=3, color="tab:green")
+    axes[2].plot(ep, lr, "-o", ms=ms, color="tab:green")
     axes[2].set_ylabel("learning rate")
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     if np.nanmin(lr) > 0 and np.nanmax(lr) / np.nanmin(lr) > 20:
@@ -46,6 +47,10 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "training cu
         ax.set_title(t)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if len(ep) and np.nanmax(ep) - np.nanmin(ep) < 4:  # else one epoch spans 0.945-1.05 in 0.015 steps
+            lo, hi = int(np.nanmin(ep)), int(np.nanmax(ep))
+            ax.set_xticks(range(lo, hi + 1))
+            ax.set_xlim(lo - 0.5, hi + 0.5)
     axes[0].legend()
     axes[1].legend()
     fig.suptitle(title)
@@ -150,7 +155,7 @@ def plot_per_class(per_class: list[dict], path: str | Path) -> Path:
     return save(fig, path)
 
 
-def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Path) -> Path:
+def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Path, split: str = "test") -> Path:
     """Images per class: true labels against predictions; a class the model over-predicts shows a taller bar."""
     k = len(classes)
     t = np.bincount(np.asarray(y_true, np.int64), minlength=k)
@@ -168,7 +173,7 @@ def plot_prediction_histogram(y_true, y_pred, classes: list[str], path: str | Pa
     ax.set_ylabel("images")
     ax.set_xlabel("class")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    ax.set_title("predicted vs true class counts (test split)", pad=22)
+    ax.set_title(f"predicted vs true class counts ({split} split)", pad=22)
     return save(fig, path)
 
 

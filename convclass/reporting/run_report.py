@@ -15,7 +15,7 @@ import numpy as np
 from ..checks import display_names
 from ..errors import ConvclassError
 from ..metrics import calibration_bins, classification_metrics, expected_calibration_error, most_confused_pairs
-from .html import FIGURES, write_html
+from .html import FIGURES, run_name, write_html
 
 __all__ = ["save_predictions", "load_predictions", "draw_figures", "build_report", "read_history", "FIGURES"]
 
@@ -102,9 +102,9 @@ def draw_figures(folder: str | Path, images=None) -> dict:
     fig_dir = folder / "figures"
     fig_dir.mkdir(exist_ok=True)
     history = read_history(folder)
-    if history:
-        plot_curves(history, fig_dir / "curves.png", title=f"training curves: {folder.name}")
     pred = load_predictions(folder)
+    if history:
+        plot_curves(history, fig_dir / "curves.png", title=f"training curves: {run_name(folder)}")
     y, probs, classes = pred["y_true"], pred["probs"], display_names(pred)
     m = classification_metrics(y, probs, classes)
     bins = calibration_bins(y, probs)
@@ -113,12 +113,12 @@ def draw_figures(folder: str | Path, images=None) -> dict:
     plot_confusion(m["confusion_matrix"], classes, fig_dir / "confusion_counts.png")
     plot_confusion(m["confusion_matrix"], classes, fig_dir / "confusion_normalized.png", normalize=True)
     plot_per_class(m["per_class"], fig_dir / "per_class.png")
-    plot_prediction_histogram(y, probs.argmax(1), classes, fig_dir / "pred_hist.png")
+    plot_prediction_histogram(y, probs.argmax(1), classes, fig_dir / "pred_hist.png", split=pred["split"])
     plot_reliability(bins, ece, fig_dir / "reliability.png")
     _draw_grids(fig_dir, pred, images)
     calib = {"ece": ece, "bins": bins, "most_confused": pairs}
     (folder / "calibration.json").write_text(json.dumps(calib, indent=1))
-    return {"metrics": m, "ece": ece, "most_confused": pairs, "split": pred["split"]}
+    return {"metrics": m, "ece": ece, "most_confused": pairs, "split": pred["split"], "epochs_run": len(history)}
 
 
 def build_report(run_dir: str | Path, images=None) -> Path:

@@ -3,23 +3,20 @@ best.pt, then best.pt scored on the test split at those thresholds (and at 0.5, 
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 
 from ..checkpoint import save_checkpoint
-from ..data.summary import data_summary
 from ..metrics import multilabel_metrics, tune_thresholds
 from ..progress import Bar, interactive
-from ..reporting import build_report, save_predictions
 from ..training import TrainState, validate
 
 __all__ = ["score_multilabel"]
 
 
 def score_multilabel(state: TrainState, model, best: dict, probs) -> dict:
-    """test_metrics.json, best.pt with "thresholds", predictions.npz and data_summary.json; returns the metrics.
-    `probs`: best.pt's sigmoid outputs on the test split (N, K)."""
+    """test_metrics.json and best.pt with "thresholds" and the test figures; returns the metrics. `probs`: best.pt's
+    sigmoid outputs on the test split (N, K)."""
     run_dir, data, cfg, log = state.run_dir, state.data, state.cfg, state.log
     thresholds = np.full(len(data.classes), 0.5)
     if len(data.val):
@@ -41,12 +38,4 @@ def score_multilabel(state: TrainState, model, best: dict, probs) -> dict:
     log(f"test mAP {m['map']:.4f}  macro F1 {m['f1_macro']:.4f} (at 0.5: {m['f1_macro_at_half']:.4f})  micro F1 "
         f"{m['f1_micro']:.4f}  subset accuracy {m['subset_accuracy']:.2%}  Hamming loss {m['hamming_loss']:.4f}  "
         f"({m['n']} images, best epoch {m['checkpoint_epoch']}, per-label thresholds tuned on validation)")
-    (run_dir / "data_summary.json").write_text(json.dumps(data_summary(data), indent=1))
-    save_predictions(run_dir, y, probs.numpy(), data.classes, data.test.paths, class_names=data.class_names)
-    if cfg.report:
-        try:
-            log(f"report: {build_report(run_dir)}")
-        except Exception as e:  # the run and its checkpoints are already saved; a figure must not lose them
-            warnings.warn(f"could not write the report ({type(e).__name__}: {e}); rebuild it with "
-                          f"`convclass report {run_dir}`")
     return m

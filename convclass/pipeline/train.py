@@ -47,18 +47,8 @@ def score_best(state: TrainState) -> dict:
     with Bar("test", interactive(cfg.quiet)) as bar:
         _, probs = validate(model, data.test, data, state.device, state.eval_batch_size, tta=cfg.tta,
                             precision=state.precision, progress=bar)
-    if data.task == "multi":
-        return score_multilabel(state, model, best, probs)
-    m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
-    m["checkpoint_epoch"] = best["epoch"] + 1
-    m["tta"] = cfg.tta
-    (run_dir / "test_metrics.json").write_text(json.dumps(m, indent=1))
-    best["metrics"] = {**best["metrics"], "test_acc": m["accuracy"], "test_f1_macro": m["f1_macro"],
-                       "test_n": m["n"]}
-    save_checkpoint({k: v for k, v in best.items() if k != "format"}, run_dir / "best.pt")
-    top5 = f"  top-5 {m['top5_accuracy']:.2%}" if "top5_accuracy" in m else ""
-    log(f"test accuracy {m['accuracy']:.2%}{top5}  macro F1 {m['f1_macro']:.4f}  ({m['n']} images, "
-        f"best epoch {m['checkpoint_epoch']})")
+    # test_metrics.json, the test figures in best.pt (and a multi-label run's thresholds), the log line
+    m = score_multilabel(state, model, best, probs) if data.task == "multi" else _score_classes(state, best, probs)
     (run_dir / "data_summary.json").write_text(json.dumps(data_summary(data), indent=1))
     save_predictions(run_dir, data.test.y.numpy(), probs.numpy(), data.classes, data.test.paths,
                      class_names=data.class_names)
@@ -69,4 +59,20 @@ def score_best(state: TrainState) -> dict:
             warnings.warn(f"could not write the report ({type(e).__name__}: {e}); rebuild it with "
                           f"`convclass report {run_dir}`")
     call(state.hooks, "on_test_end", state, m)  # trackers log the test scores, figures and report
+    return m
+
+
+def _score_classes(state: TrainState, best: dict, probs) -> dict:
+    """One class per image: accuracy, F1 and the rest (classification_metrics) of best.pt's test probabilities."""
+    run_dir, data, cfg = state.run_dir, state.data, state.cfg
+    m = classification_metrics(data.test.y.numpy(), probs.numpy(), data.classes)
+    m["checkpoint_epoch"] = best["epoch"] + 1
+    m["tta"] = cfg.tta
+    (run_dir / "test_metrics.json").write_text(json.dumps(m, indent=1))
+    best["metrics"] = {**best["metrics"], "test_acc": m["accuracy"], "test_f1_macro": m["f1_macro"],
+                       "test_n": m["n"]}
+    save_checkpoint({k: v for k, v in best.items() if k != "format"}, run_dir / "best.pt")
+    top5 = f"  top-5 {m['top5_accuracy']:.2%}" if "top5_accuracy" in m else ""
+    state.log(f"test accuracy {m['accuracy']:.2%}{top5}  macro F1 {m['f1_macro']:.4f}  ({m['n']} images, "
+              f"best epoch {m['checkpoint_epoch']})")
     return m

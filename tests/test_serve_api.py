@@ -86,7 +86,22 @@ def test_gradcam_overlay(served):
     url = r.json()["predictions"][0]["gradcam"]
     assert url.startswith("data:image/png;base64,")
     overlay = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert overlay.size == (64, 64) and overlay.mode == "RGB"
+    assert overlay.size == (192, 192) and overlay.mode == "RGB"  # a 64-px upload enlarged to the shown size
+
+
+def test_overlay_keeps_the_photo_where_the_model_did_not_look():
+    """Tinted in proportion to the heat: a cold half is the photo itself (a uniform blend hid it)."""
+    from convclass.serve.cam import overlay_png
+    photo = np.zeros((8, 8, 3), np.uint8)
+    photo[:, :, 1] = np.arange(8)[None, :] * 30  # a green ramp
+    cam = np.zeros((8, 8), np.float32)
+    cam[:, 6:] = 1.0  # hot right edge only
+    url = overlay_png(Image.fromarray(photo), cam)
+    out = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+    assert out.shape == (192, 192, 3)
+    left = np.asarray(Image.fromarray(photo).resize((192, 192), Image.NEAREST))[:, :96]
+    assert np.array_equal(out[:, :96], left)  # cold: untouched photo pixels
+    assert out[:, -8:, 0].mean() > 70 and out[:, :96, 0].max() == 0  # hot: tinted red; the photo has none
 
 
 def test_concurrent_requests_all_answered(served):
@@ -147,3 +162,24 @@ def test_serves_onnx_export(trained_run, tmp_path_factory):
         assert cam.status == 400 and "PyTorch" in cam.json()["error"]
     finally:
         stop_server(srv)
+
+
+def test_serve_defaults_to_a_fresh_onnx_export(tmp_path):
+    """`serve RUN` runs the fastest runtime that matches PyTorch (ONNX Runtime, bench/onnx_vs_torch.py) when the
+    run has an fp32 export at least as new as best.pt; otherwise best.pt with PyTorch, saying why."""
+    import os
+    from convclass.serve.server import default_runtime
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"x")
+    assert default_runtime(run, "auto")[:2] == (run, "auto")
+    assert "does not exist" in default_runtime(run, "auto")[2]
+    onnx = run / "export" / "model.onnx"
+    onnx.write_bytes(b"x")
+    os.utime(run / "best.pt", (1, 1))
+    assert default_runtime(run, "auto")[:2] == (onnx, "onnx")
+    assert default_runtime(run, "torch") == (run, "torch", None)  # asked for: kept (Grad-CAM)
+    os.utime(onnx, (0, 0))  # retrained after the export: the export is stale
+    path, runtime, note = default_runtime(run, "auto")
+    assert (path, runtime) == (run, "auto") and "older than best.pt" in note
+    assert default_runtime(onnx, "auto") == (onnx, "auto", None)  # a file given: served as given

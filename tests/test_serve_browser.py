@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -92,3 +93,117 @@ def test_page_shows_server_error_for_bad_file(served, browser, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(bad))
     msg = _wait_text(browser, "#error")
     assert "not an image" in msg
+
+
+# --- the page's rough edges (issue 19 item 5), each in the real browser -------------------------------------
+
+# Counts the page's POSTs and holds back the answer to its first Grad-CAM request by 2.5 s: a slow answer that a
+# newer image overtakes, made deterministic.
+SLOW_FIRST_CAM = """
+window.__posts = 0;
+const realFetch = window.fetch;
+let held = false;
+window.fetch = async (url, opts) => {
+  if (opts && opts.method === "POST") window.__posts++;
+  const r = await realFetch(url, opts);
+  if (!held && String(url).includes("gradcam=1")) { held = true; await new Promise((ok) => setTimeout(ok, 2500)); }
+  return r;
+};"""
+
+
+def _open_page(browser, url):
+    browser.get(url + "/")
+    _wait_text(browser, "#model-name")
+    browser.execute_script(SLOW_FIRST_CAM)
+
+
+def _colour_file(tmp_path, colour: str, seed: int):
+    data = png_bytes(rgb_image(CLASS_COLOURS[colour], 48, seed=seed))
+    path = tmp_path / f"{colour}.png"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.mark.timeout(120)
+def test_stale_answer_never_lands_over_a_newer_image(served, browser, tmp_path):
+    """Tick Grad-CAM (a slow answer about blue), then choose red before it arrives: the page ends on red."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    blue, blue_data = _colour_file(tmp_path, "blue", 3)
+    red, red_data = _colour_file(tmp_path, "red", 4)
+    top = {c: post_images(served.url, [("x.png", d)]).json()["predictions"][0]["top"][0]["class"]
+           for c, d in (("blue", blue_data), ("red", red_data))}
+    assert top["blue"] != top["red"]  # else the test could not tell the answers apart
+    _open_page(browser, served.url)
+    browser.find_element(By.ID, "file").send_keys(str(blue))
+    assert _wait_text(browser, "#top1-class") == top["blue"]
+    browser.find_element(By.ID, "want-cam").click()          # re-asks about blue; its answer is held back
+    browser.find_element(By.ID, "file").send_keys(str(red))   # overtakes it
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "cam-figure").is_displayed())
+    time.sleep(3)                                             # the held answer about blue has come back by now
+    assert browser.find_element(By.ID, "file-name").text == "red.png"
+    assert browser.find_element(By.ID, "top1-class").text == top["red"]
+    assert browser.find_element(By.ID, "status").text.startswith("done in")
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+
+@pytest.mark.timeout(120)
+def test_refused_file_clears_the_result_and_is_never_resent(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    blue, _ = _colour_file(tmp_path, "blue", 5)
+    bad = tmp_path / "table.png"
+    bad.write_bytes(b"name,label\ncat.jpg,cat\n")  # a CSV under an image's name
+    _open_page(browser, served.url)
+    browser.find_element(By.ID, "file").send_keys(str(blue))
+    _wait_text(browser, "#top1-class")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    assert "not an image" in _wait_text(browser, "#error")
+    # the error stands alone: no earlier image's scores or "done in ..." beside it
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.find_element(By.ID, "status").text == ""
+    posts = browser.execute_script("return window.__posts")
+    browser.find_element(By.ID, "want-cam").click()  # once re-sent the refused file (lastFile was the CSV)
+    time.sleep(1)
+    assert browser.execute_script("return window.__posts") == posts
+
+
+@pytest.mark.timeout(120)
+def test_percentages_stay_on_one_line_and_the_overlay_covers_the_photo(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    green, _ = _colour_file(tmp_path, "green", 6)
+    browser.get(served.url + "/")
+    _wait_text(browser, "#model-name")
+    if not browser.find_element(By.ID, "want-cam").is_selected():
+        browser.find_element(By.ID, "want-cam").click()
+    browser.find_element(By.ID, "file").send_keys(str(green))
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "cam-figure").is_displayed())
+    # the widest figure the page writes, in every row: one line each ("100.0 %" wrapped onto two)
+    heights = browser.execute_script("""
+        return [...document.querySelectorAll('#topk .pct')].map((el) => {
+          el.textContent = '100.0 %';
+          return el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).fontSize); });""")
+    assert heights and max(heights) < 1.6, heights
+    # the overlay is drawn at the size it is shown, over the photo (a 48-px upload is enlarged first)
+    assert browser.execute_script("return document.getElementById('cam').naturalWidth") >= 192
+
+
+@pytest.fixture(scope="module")
+def served_onnx(trained_run, tmp_path_factory):
+    from conftest import start_server, stop_server
+    from convclass.export import export_model
+    out = tmp_path_factory.mktemp("onnx-page") / "model.onnx"
+    export_model(trained_run.run_dir, "onnx", output=out)
+    srv = start_server(out, tmp_path_factory.mktemp("serve-onnx-page"))
+    yield srv
+    stop_server(srv)
+
+
+@pytest.mark.timeout(180)
+def test_onnx_page_hides_the_gradcam_toggle(served_onnx, browser, tmp_path):
+    """An exported model has no Grad-CAM: its checkbox must not show (CSS once overrode the hidden attribute)."""
+    from selenium.webdriver.common.by import By
+    browser.get(served_onnx.url + "/")
+    assert "(onnx)" in _wait_text(browser, "#model-facts")
+    assert not browser.find_element(By.ID, "cam-toggle").is_displayed()
+    assert not browser.find_element(By.ID, "result").is_displayed()

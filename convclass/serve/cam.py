@@ -10,7 +10,9 @@ import io
 import numpy as np
 from PIL import Image
 
-__all__ = ["overlay_png"]
+__all__ = ["overlay_png", "MIN_SIDE"]
+
+MIN_SIDE = 192  # pixels: the size the page shows the overlay at
 
 
 def _jet(v: np.ndarray) -> np.ndarray:
@@ -21,13 +23,21 @@ def _jet(v: np.ndarray) -> np.ndarray:
     return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
-def overlay_png(image: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> str:
-    """The heat map stretched over the image (the model saw it resized to a square, so stretching is exact),
-    as a data: URL."""
+def overlay_png(image: Image.Image, cam: np.ndarray, strength: float = 0.6) -> str:
+    """The heat map laid over the image as a PNG data: URL. Each pixel is tinted in proportion to its heat, so
+    the photo stays visible where the model did not look (a uniform blend hid it under the colour ramp). The
+    model saw the image resized to a square, so stretching the map over it is exact. Images under MIN_SIDE
+    pixels (an 8x8 digit) are enlarged with visible pixels first, so the map is smooth over them."""
+    image = image.convert("RGB")
     w, h = image.size
-    heat = Image.fromarray((cam * 255).astype(np.uint8), "L").resize((w, h), Image.BILINEAR)
-    colour = Image.fromarray(_jet(np.asarray(heat, np.float32) / 255.0), "RGB")
-    out = Image.blend(image.convert("RGB"), colour, alpha)
+    if max(w, h) < MIN_SIDE:
+        s = MIN_SIDE / max(w, h)
+        w, h = max(1, round(w * s)), max(1, round(h * s))
+        image = image.resize((w, h), Image.NEAREST)
+    small = Image.fromarray((np.clip(cam, 0, 1) * 255).astype(np.uint8), "L")
+    heat = np.asarray(small.resize((w, h), Image.BILINEAR), np.float32) / 255.0   # (H, W) in 0..1
+    weight = (strength * heat)[..., None]                                        # (H, W, 1)
+    out = np.asarray(image, np.float32) * (1 - weight) + _jet(heat).astype(np.float32) * weight
     buf = io.BytesIO()
-    out.save(buf, format="PNG")
+    Image.fromarray(out.round().astype(np.uint8), "RGB").save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import ConvclassError
 from .limits import ServeLimits
 
-__all__ = ["serve_model", "LOCAL_HOSTS"]
+__all__ = ["serve_model", "default_runtime", "LOCAL_HOSTS"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -28,6 +28,22 @@ def _check_port(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             raise ConvclassError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port") from None
+
+
+def default_runtime(model: str | Path, runtime: str) -> tuple[Path, str, str | None]:
+    """(model, runtime, a note for the user). With runtime "auto", a run folder is served from its fp32 ONNX export
+    when there is one at least as new as best.pt: ONNX Runtime is the fastest runtime that matches PyTorch
+    (bench/onnx_vs_torch.py, in the README); else from best.pt with PyTorch (the only one with Grad-CAM)."""
+    p = Path(model).expanduser()
+    if runtime != "auto" or not (p / "best.pt").is_file():
+        return p, runtime, None
+    onnx = p / "export" / "model.onnx"
+    if onnx.is_file() and onnx.stat().st_mtime >= (p / "best.pt").stat().st_mtime:
+        return onnx, "onnx", (f"serving {onnx} with ONNX Runtime (faster than PyTorch); --runtime torch serves "
+                              "best.pt with Grad-CAM")
+    why = "is older than best.pt" if onnx.is_file() else "does not exist"
+    return p, runtime, (f"serving best.pt with PyTorch: {onnx} {why}; `convclass export {model}` to serve it with "
+                        "ONNX Runtime, the faster runtime")
 
 
 def serve_model(model: str | Path, host: str = "127.0.0.1", port: int = 5678, runtime: str = "auto",
@@ -53,6 +69,9 @@ def serve_model(model: str | Path, host: str = "127.0.0.1", port: int = 5678, ru
         torch.set_num_threads(threads)
     # Backstop for any PIL decode in this process; uploads are also checked against the limit before decoding.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    model, runtime, note = default_runtime(model, runtime)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     predictor = load_predictor(model, runtime=runtime, device=device, threads=threads)
     app = make_app(predictor, limits, allowed_hosts=_allowed_hosts(host))
     # Connection limits live in the protocol (guard.py), not in uvicorn's limit_concurrency, which counts

@@ -5,7 +5,9 @@
 const $ = (id) => document.getElementById(id);
 let limits = { max_upload_bytes: 10 * 1024 * 1024 };
 let previewUrl = null;
-let lastFile = null;
+let lastFile = null;   // the image on show, once the server accepted it: what ticking Grad-CAM asks about again
+let asked = 0;         // requests sent; an answer to any but the latest is dropped (a slow one must not land
+let inFlight = null;   // over a newer image); inFlight aborts the previous request
 
 function showError(msg) {
   $("error").textContent = msg;
@@ -32,7 +34,8 @@ async function loadModel() {
 function drawScores(pred) {
   const list = $("topk");
   list.replaceChildren();
-  for (const t of pred.top) {
+  const multi = Array.isArray(pred.labels);  // a multi-label model: every label at or above its threshold
+  for (const t of multi ? pred.labels : pred.top) {
     const li = document.createElement("li");
     const row = document.createElement("div");
     row.className = "row";
@@ -49,54 +52,64 @@ function drawScores(pred) {
     bar.appendChild(fill);
     const pct = document.createElement("span");
     pct.className = "pct";
-    pct.textContent = (100 * t.prob).toFixed(1) + " %";
+    pct.textContent = (100 * t.prob).toFixed(1) + " %" + (multi ? ` ≥ ${(100 * t.threshold).toFixed(0)} %` : "");
     row.append(label, bar, pct);
     li.appendChild(row);
     list.appendChild(li);
+  }
+  if (multi) {
+    $("top1-class").textContent = pred.labels.map((t) => t.name || t.class).join(", ") || "no label above its threshold";
+    $("top1-prob").textContent = "";
+    return;
   }
   $("top1-class").textContent = pred.top[0].name || pred.top[0].class;
   $("top1-prob").textContent = `(${(100 * pred.top[0].prob).toFixed(1)} %)`;
 }
 
+function fail(msg) {
+  $("result").hidden = true;   // no earlier image's scores beside this file's error
+  $("status").textContent = "";
+  showError(msg);
+}
+
 async function classify(file) {
-  showError("");
   if (!file) return;
-  lastFile = file;
+  const mine = ++asked;
+  if (inFlight) inFlight.abort();
+  showError("");
   if (file.size > limits.max_upload_bytes) {
-    showError(`${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the limit is ` +
+    return fail(`${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the limit is ` +
       `${(limits.max_upload_bytes / 1048576).toFixed(0)} MB`);
-    return;
   }
   if (previewUrl) URL.revokeObjectURL(previewUrl);
   previewUrl = URL.createObjectURL(file);
   $("preview").src = previewUrl;
   $("file-name").textContent = file.name;
-  $("top1-class").textContent = "";
-  $("topk").replaceChildren();
+  $("scores").hidden = true;
   $("cam-figure").hidden = true;
   $("result").hidden = false;
   $("status").textContent = "classifying…";
   const wantCam = $("want-cam").checked && !$("cam-toggle").hidden;
   const body = new FormData();
   body.append("image", file, file.name);
+  const ctl = new AbortController();
+  inFlight = ctl;
   try {
-    const r = await fetch(`/api/predict?gradcam=${wantCam ? 1 : 0}`, { method: "POST", body });
+    const r = await fetch(`/api/predict?gradcam=${wantCam ? 1 : 0}`, { method: "POST", body, signal: ctl.signal });
     const data = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-    if (!r.ok) {
-      $("status").textContent = "";
-      showError(data.error || `HTTP ${r.status}`);
-      return;
-    }
+    if (mine !== asked) return;  // a newer image was chosen meanwhile
+    if (!r.ok) return fail(data.error || `HTTP ${r.status}`);
+    lastFile = file;
     const pred = data.predictions[0];
     drawScores(pred);
+    $("scores").hidden = false;
     if (pred.gradcam) {
       $("cam").src = pred.gradcam;
       $("cam-figure").hidden = false;
     }
     $("status").textContent = `done in ${(1000 * data.seconds).toFixed(0)} ms`;
   } catch (e) {
-    $("status").textContent = "";
-    showError("request failed: " + e);
+    if (mine === asked) fail("request failed: " + e);
   }
 }
 
@@ -106,8 +119,8 @@ function setup() {
     classify(e.target.files[0]);
     e.target.value = "";  // so choosing the same file again fires "change" again
   });
-  // Ticking or unticking Grad-CAM re-asks about the image on show.
-  $("want-cam").addEventListener("change", () => classify(lastFile));
+  // Ticking or unticking Grad-CAM re-asks about the image on show (none yet, or a refused file: nothing to ask).
+  $("want-cam").addEventListener("change", () => { if (lastFile && !$("result").hidden) classify(lastFile); });
   for (const ev of ["dragenter", "dragover"]) {
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
   }

@@ -9,6 +9,7 @@ a failed log call is a warning, never the end of the run: the run folder is the 
 """
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = ["MLflowTracker", "from_config", "tracking_uri"]
 
 EPOCH_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 TEST_KEYS = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_weighted")
+QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration")
 MAX_PARAM = 6000  # characters MLflow keeps of a param value
 PARAMS_PER_CALL = 100  # MLflow's log_batch limit
 # run-folder file -> artifact folder (None: the top); the figures/ folder goes as a whole
@@ -57,6 +59,8 @@ class MLflowTracker(Hook):
         try:
             from mlflow import MlflowClient  # 3 s of imports: only when tracking is on
             from mlflow.entities import Param
+            for name in QUIET_LOGGERS:  # a new store's table set-up is not news to the user
+                logging.getLogger(name).setLevel(logging.WARNING)
             self.client = MlflowClient(tracking_uri=uri)
             if self.run_id is not None:
                 self.client.update_run(self.run_id, status="RUNNING")

@@ -70,3 +70,13 @@ def test_prepared_multilabel_data_splits_keep_every_label(tmp_path):
 def test_stratify_key_takes_the_rarest_label():
     y = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]])
     assert stratify_key(y).tolist() == [1, 0, 2, 3]
+
+
+def test_multilabel_folds_give_every_fold_its_share_of_a_rare_label():
+    from convclass.pipeline.crossval import fold_indices
+    rng = np.random.default_rng(0)
+    y = (rng.random((90, 4)) < [0.5, 0.5, 0.3, 0.1]).astype(np.float32)
+    folds = fold_indices(y, 3, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(90))  # each image tested once
+    rare = [int(y[f, 3].sum()) for f in folds]
+    assert max(rare) - min(rare) <= 1 and min(rare) >= 1

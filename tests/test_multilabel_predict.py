@@ -98,3 +98,60 @@ def test_damaged_task_or_thresholds_are_one_line_errors(cli, ml_run, tmp_path, b
     save_checkpoint({**{k: v for k, v in ckpt.items() if k != "format"}, **bad}, tmp_path / "bad.pt")
     assert_one_line_error(cli("predict", tmp_path / "bad.pt", next(images.glob("*.png")), "--device", "cpu"),
                           "refusing", next(iter(bad)))
+
+
+async def _asgi(app, method: str, path: str, body: bytes = b"", ctype: str = "") -> dict:
+    """One request through the ASGI app in this process (no server to start: seconds, not a minute)."""
+    sent, out = False, []
+
+    async def receive():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        out.append(message)
+    headers = [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": headers + ([(b"content-type", ctype.encode())] if ctype else []), "http_version": "1.1",
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    await app(scope, receive, send)
+    return json.loads(b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body"))
+
+
+@pytest.mark.timeout(60)
+def test_serve_lists_every_label_above_its_threshold(ml_run):
+    import asyncio
+
+    from convclass.serve import make_app
+    from http_client import multipart
+    run, images = ml_run
+    files = sorted(images.glob("*.png"))[:3]
+    lm = load_model(run, device="cpu")
+    app = make_app(lm)
+    body, ctype = multipart([("image", f.name, f.read_bytes()) for f in files])
+
+    async def ask():
+        async with app.router.lifespan_context(app):
+            return await _asgi(app, "GET", "/api/model"), await _asgi(app, "POST", "/api/predict", body, ctype)
+    info, answer = asyncio.run(ask())
+    assert info["task"] == "multi" and info["thresholds"] == pytest.approx(lm.thresholds)
+    want, _ = _expected(lm, files)
+    got = answer["predictions"]
+    assert [{d["class"] for d in p["labels"]} for p in got] == want
+    assert all(d["prob"] >= d["threshold"] for p in got for d in p["labels"])
+
+
+@pytest.mark.timeout(120)
+def test_explain_a_chosen_label_with_sigmoid_probabilities(ml_run, tmp_path):
+    from convclass.interpret import explain_images
+    run, images = ml_run
+    files = [str(f) for f in sorted(images.glob("*.png"))[:2]]
+    r = explain_images(run, files, target="green", output=tmp_path, device="cpu")
+    lm = load_model(run, device="cpu")
+    want, probs = _expected(lm, files)
+    for it, labels, row in zip(r["items"], want, probs):
+        assert it["target"] == "green" and {c for c, _ in it["labels"]} == labels
+        assert it["probability"] == pytest.approx(float(row.max()), abs=1e-5)

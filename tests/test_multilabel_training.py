@@ -83,3 +83,27 @@ def test_single_label_loss_is_unchanged():
     out, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
     w = torch.tensor([1., 2, 3])
     assert loss_function(False, w, 0.1)(out, y) == F.cross_entropy(out, y, weight=w, label_smoothing=0.1)
+
+
+@pytest.mark.timeout(240)
+def test_cv_on_multilabel_data_reports_map(tmp_path, ml_csv):
+    from convclass.pipeline.crossval import cross_validate
+    r = cross_validate(data=str(ml_csv), folds=2, model="shallow", epochs=1, batch_size=8, device="cpu", quiet=True,
+                       report=False, runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"))
+    assert {"map", "f1_micro", "subset_accuracy"} <= set(r["metrics"]) and "accuracy" not in r["metrics"]
+    assert len(r["folds"]) == 2 and all(0 <= f["map"] <= 1 for f in r["folds"])
+
+
+@pytest.mark.timeout(120)
+def test_cli_trains_multilabel_and_task_single_trains_one_class_per_cell(cli, tmp_path, ml_csv):
+    common = ["--model", "shallow", "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-report",
+              "--runs-dir", tmp_path / "runs", "--data-root", tmp_path / "cache"]
+    res = cli("train", "--data", ml_csv, "--name", "multi", *common)
+    assert res.rc == 0, res.err
+    assert "test mAP" in res.out and load_checkpoint(tmp_path / "runs" / "multi" / "best.pt")["task"] == "multi"
+    csv = ml_csv.parent / "nonempty.csv"  # --task single needs a class in every cell
+    csv.write_text(ml_csv.read_text().replace(',""', ',"red"'))
+    res = cli("train", "--data", csv, "--task", "single", "--name", "single", *common)
+    assert res.rc == 0, res.err
+    best = load_checkpoint(tmp_path / "runs" / "single" / "best.pt")
+    assert best["task"] == "single" and "red|green" in best["classes"] and "test accuracy" in res.out

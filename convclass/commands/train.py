@@ -47,5 +47,7 @@ def run(args) -> int:
         from ..tuning import resolve_auto_lr
         res = train_and_report(resolve_auto_lr(config_from_args(args)))  # --lr auto: the value goes to config.yaml
     if res.test_metrics:  # under DDP only rank 0 evaluates and speaks
-        print(f"test accuracy: {res.test_metrics['accuracy']:.4f}  run folder: {res.run_dir}")
+        m = res.test_metrics
+        score = f"test mAP: {m['map']:.4f}" if m.get("task") == "multi" else f"test accuracy: {m['accuracy']:.4f}"
+        print(f"{score}  run folder: {res.run_dir}")
     return 0

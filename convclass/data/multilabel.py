@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SEPARATORS", "TASKS", "is_multilabel", "multi_hot", "one_hot_columns", "read_label_sets",
-           "stratify_key"]
+__all__ = ["SEPARATORS", "TASKS", "is_multilabel", "multi_hot", "multilabel_folds", "one_hot_columns",
+           "read_label_sets", "stratify_key"]
 
 TASKS = ("auto", "single", "multi")
 SEPARATORS = "|,;"          # always separate labels inside a cell; whitespace only when the vocabulary says so
@@ -67,6 +67,16 @@ def one_hot_columns(header: list[str], rows: list[list[str]], taken: set[int]) -
     cols = [i for i in rest if "|" not in header[i]
             and all(len(r) > i and r[i].strip() in _ONE_HOT for r in rows)]
     return cols if len(cols) >= 2 and len(cols) == len(rest) else []
+
+
+def multilabel_folds(labels: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Sorted test indices of each of `folds` folds by iterative stratification (Sechidis et al. 2011, the
+    iterative-stratification package): each fold gets about its share of every label, rare ones first, where
+    stratifying by one key per row would leave a label's positives to chance."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold  # imported on use: cv of multi-label data only
+    y = (np.asarray(labels) > 0.5).astype(np.int64)
+    split = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % 2**32)
+    return [np.sort(test) for _, test in split.split(np.zeros(len(y)), y)]
 
 
 def stratify_key(labels: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from ..errors import ConvclassError
 from ..inference import LoadedModel, expand_inputs, load_model
+from ..metrics.multilabel import labels_above
 from .draw import plot_channels, plot_filters, plot_overlay
 from .gradcam import find_layer, grad_cam
 
@@ -71,6 +72,8 @@ def explain_images(run_or_ckpt: str | Path | LoadedModel, images: list[str], met
     for i in range(0, len(ok), 64):
         xb = x[i:i + 64]
         cams, tg, probs = grad_cam(lm.model, lm.preprocess.to_input(xb, lm.device), layer_name, method, tgt)
+        if lm.task == "multi":  # per-label sigmoid, not grad_cam's softmax; --target picks the label explained
+            probs = lm.predict_proba(xb)
         for j in range(len(xb)):
             n = i + j
             pred = int(probs[j].argmax())
@@ -79,6 +82,8 @@ def explain_images(run_or_ckpt: str | Path | LoadedModel, images: list[str], met
             png = plot_overlay(xb[j].numpy(), cams[j].numpy(), title, out / f"{_stem(ok[n], n)}_{method}.png")
             item = {"path": ok[n], "predicted": lm.classes[pred], "probability": float(probs[j, pred]),
                     "target": lm.classes[int(tg[j])], "overlay": str(png)}
+            if lm.task == "multi":  # every label at or above its threshold
+                item["labels"] = labels_above(probs[j:j + 1].numpy(), lm.classes, lm.thresholds)[0]
             if feature_layer:
                 act = feature_maps(lm.model, lm.preprocess.to_input(xb[j:j + 1], lm.device), feature_layer)[0]
                 item["feature_maps"] = str(plot_channels(

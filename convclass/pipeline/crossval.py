@@ -17,8 +17,10 @@ import torch
 
 from ..config import TrainConfig
 from ..data.groups import assign_groups, group_split
+from ..data.multilabel import is_multilabel, multilabel_folds, stratify_key
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
 from ..data.sources import DataOptions
+from ..data.summary import class_counts
 from ..errors import ConvclassError
 from ..metrics import expected_calibration_error
 from ..models import model_entry
@@ -30,7 +32,7 @@ from .train import train_and_report
 __all__ = ["cross_validate", "format_cv", "pooled_data", "read_oof", "CV_METRICS"]
 
 CV_METRICS = ["accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
-              "recall_weighted", "f1_weighted", "ece"]
+              "recall_weighted", "f1_weighted", "ece", "map", "f1_micro", "subset_accuracy", "hamming_loss"]
 
 
 def _pool(data: PreparedData, subset: int | None, seed: int) -> TensorSplit:
@@ -61,13 +63,16 @@ def _take(s: TensorSplit, idx: np.ndarray) -> TensorSplit:
 
 def fold_indices(y: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
     """Test indices of each fold: every class dealt round-robin over the folds after a seeded shuffle; with
-    `groups` (one per image), whole groups dealt so each fold gets about its share of every class."""
+    `groups` (one per image), whole groups dealt so each fold gets about its share of every class; multi-label
+    rows by iterative stratification (data/multilabel.py)."""
     if groups is not None:
         if len(np.unique(np.asarray(groups).astype(str))) < folds:
             raise ConvclassError(f"the images form fewer groups than --folds {folds}; use fewer folds or check "
                                  "--group-by / the group column")
-        part = assign_groups(y, groups, [1] * folds, seed)
+        part = assign_groups(stratify_key(y), groups, [1] * folds, seed)
         return [np.flatnonzero(part == k) for k in range(folds)]
+    if is_multilabel(y):
+        return multilabel_folds(y, folds, seed)
     rng = np.random.default_rng(seed)
     out: list[list[int]] = [[] for _ in range(folds)]
     offset = 0
@@ -119,7 +124,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
     if not cfg.quiet:
         drawn = f" (--subset {cfg.subset}: stratified, of {every})" if len(y) < every else ""
         print(f"cross-validation on {len(y)} images in total{drawn}", flush=True)
-    counts = np.bincount(y, minlength=len(data.classes))
+    counts = np.asarray(class_counts(y, len(data.classes)))  # images of each class (holding each label)
     if counts.min() < folds:
         small = data.classes[int(counts.argmin())]
         raise ConvclassError(f"class {small!r} has only {counts.min()} image(s), fewer than --folds {folds}; "
@@ -148,10 +153,11 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
         pred = load_predictions(res.run_dir)
         oof[test_idx], held_by[test_idx] = pred["probs"], i
         row = {"fold": i + 1, **{k: m[k] for k in CV_METRICS if k in m},
-               "ece": expected_calibration_error(pred["y_true"], pred["probs"]),
+               **({} if is_multilabel(y) else {"ece": expected_calibration_error(pred["y_true"], pred["probs"])}),
                "best_epoch": m.get("checkpoint_epoch"), "n_test": m["n"], "run_dir": str(res.run_dir)}
         rows.append(row)
-        print(f"fold {i + 1}/{folds}: accuracy {row['accuracy']:.4f}  macro F1 {row['f1_macro']:.4f}", flush=True)
+        first = f"mAP {row['map']:.4f}" if "map" in row else f"accuracy {row['accuracy']:.4f}"
+        print(f"fold {i + 1}/{folds}: {first}  macro F1 {row['f1_macro']:.4f}", flush=True)
     keys = [k for k in CV_METRICS if all(k in r for r in rows)]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     std = {k: float(np.std([r[k] for r in rows], ddof=1)) for k in keys}

@@ -55,6 +55,8 @@ def model_info(predictor, limits: ServeLimits) -> dict:
             "num_classes": len(predictor.classes), "img_size": predictor.img_size, "channels": predictor.channels,
             "mean": list(predictor.mean), "std": list(predictor.std),
             "test_acc": float(test_acc) if test_acc is not None else None, "gradcam": _cam_layer(predictor) is not None,
+            # multi: sigmoid per label, each answered at its threshold (tuned on validation)
+            "task": getattr(predictor, "task", "single"), "thresholds": getattr(predictor, "thresholds", None),
             "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_pixels": limits.max_pixels,
                        "max_files": limits.max_files, "max_gradcam": limits.max_gradcam}}
 
@@ -178,6 +180,11 @@ def make_app(predictor, limits: ServeLimits = ServeLimits(), allowed_hosts: list
                                          "prob": round(float(q), 6)}
                                         for j, q in zip(ix, pr)]}
                  for (name, _), pr, ix in zip(files, p.tolist(), idx.tolist())]
+        if info["task"] == "multi":  # every label at or above its threshold, most probable first
+            for pred, row in zip(preds, probs.tolist()):
+                pred["labels"] = sorted(({"class": c, "name": info["class_names"][j], "prob": round(row[j], 6),
+                                          "threshold": info["thresholds"][j]} for j, c in enumerate(predictor.classes)
+                                         if row[j] >= info["thresholds"][j]), key=lambda d: -d["prob"])
         for i in range(min(len(preds), limits.max_gradcam) if want_cam else 0):
             preds[i]["gradcam"] = await batcher.run_exclusive(explain, x[i:i + 1], idx[i, 0].item(), thumbs[i])
         return JSONResponse({"model": info["name"], "predictions": preds,

@@ -26,7 +26,8 @@ def test_folder_holds_weights_config_and_card(folder, trained_run):
     assert weights.keys() == ckpt["model_state"].keys()
     assert all((weights[k] == v).all() for k, v in ckpt["model_state"].items())
     config = json.loads((folder / "config.json").read_text())
-    assert config["architecture"] == "shallow" and config["classes"] == ckpt["classes"] and config["num_classes"] == 3
+    assert config["arch"] == config["architecture"] == "shallow" and config["classes"] == ckpt["classes"]
+    assert config["num_classes"] == 3 and "pretrained_cfg" not in config  # timm's keys for timm models only
     assert config["preprocess"] == ckpt["preprocess"] and config["arch_args"] == ckpt["arch_args"]
 
 
@@ -74,3 +75,34 @@ def test_push_needs_huggingface_hub_and_hf_format(trained_run, tmp_path, cli, mo
                               "me/colours"), "pip install huggingface_hub")
     assert (out / "model.safetensors").is_file()  # written before the push was tried
     assert_one_line_error(cli("export", trained_run.run_dir, "--push-to", "me/colours"), "--format hf")
+
+
+@pytest.mark.timeout(180)
+def test_a_timm_model_folder_is_timms_too(tmp_path):
+    """timm.create_model("local-dir:FOLDER", pretrained=True) gives the logits convclass gives."""
+    timm = pytest.importorskip("timm")
+    import torch
+    from convclass.checkpoint import save_checkpoint
+    from convclass.export.hf import export_hf
+    from convclass.inference import load_model
+    from convclass.models import create_model
+    args = {"num_classes": 3, "in_chans": 3, "img_size": 16}
+    model = create_model("timm:resnet10t", **args)
+    with torch.no_grad():  # weights of its own, so a head or body mix-up shows in the logits
+        for t in model.state_dict().values():
+            t.copy_(torch.rand(t.shape, generator=torch.Generator().manual_seed(t.numel())) * 0.1 + 0.01
+                    if t.is_floating_point() else t)  # positive: BatchNorm variances must be
+    (tmp_path / "run").mkdir()
+    save_checkpoint({"arch": "timm:resnet10t", "arch_args": args, "model_state": model.state_dict(),
+                     "classes": ["a", "b", "c"], "metrics": {},
+                     "preprocess": {"img_size": 16, "channels": 3, "mean": [0.5] * 3, "std": [0.25] * 3}},
+                    tmp_path / "run" / "best.pt")
+    folder = export_hf(tmp_path / "run", output=tmp_path / "hf").folder
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "resnet10t" and config["arch"] == "timm:resnet10t"
+    theirs = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    ours = load_model(folder, "cpu", "fp32")
+    x = ours.preprocess.to_input(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
+    with torch.no_grad():
+        assert torch.allclose(theirs(x), ours.model(x), atol=1e-5)
+    assert theirs.pretrained_cfg["label_names"] == ours.classes

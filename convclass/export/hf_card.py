@@ -103,7 +103,9 @@ def model_card(ckpt: dict, pre, run_dir: Path | None, name: str) -> str:
                               'print(model.predict("photo.jpg", topk=3))', "python"),
              f"or `convclass predict FOLDER photo.jpg`. Input: {pre.img_size}x{pre.img_size} px, "
              f"{'grey' if pre.channels == 1 else 'RGB'}, resized by {pre.resize}; the preprocessing is in "
-             "config.json and applied by convclass.", "",
+             "config.json and applied by convclass." + (
+                 f' timm loads it too: `timm.create_model("local-dir:path/to/this/folder", pretrained=True)`.'
+                 if arch.startswith("timm:") else ""), "",
              "## Classes", shown + more, "", "## Data"]
     n = {k: data.get(f"n_{k}") for k in ("train", "val", "test")}
     lines.append(f"Trained on {_md(data.get('name') or cfg.get('data') or 'unrecorded data')}: "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -66,6 +67,7 @@ def flip(labels: np.ndarray, rate: float, kind: str, k: int, rng) -> np.ndarray:
 
 def link_folder(root: Path, files: list[Path], labels, classes: list[str], keep=None) -> Path:
     """root/<class>/<index>.<ext> symlinks: the index names the image, so flags map back to the flips."""
+    shutil.rmtree(root, ignore_errors=True)  # a folder of links an earlier run left under --work
     for i, (f, y) in enumerate(zip(files, labels)):
         if keep is None or i in keep:
             (root / classes[y]).mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (fast: 2000, too big for a "
                                                                  "few hundred images)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", type=Path, default=None, help="folder for the symlinked sets and runs (default: temp)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder for the symlinked sets (replaced) and runs (default: temp)")
     args = ap.parse_args()
     print_machine()
     rng = np.random.default_rng(args.seed)

@@ -107,3 +107,11 @@ def test_cli_trains_multilabel_and_task_single_trains_one_class_per_cell(cli, tm
     assert res.rc == 0, res.err
     best = load_checkpoint(tmp_path / "runs" / "single" / "best.pt")
     assert best["task"] == "single" and "red|green" in best["classes"] and "test accuracy" in res.out
+
+
+def test_compare_shows_test_map_of_a_multilabel_run(ml_run):
+    from convclass.reporting.compare import compare_runs, format_comparison
+    table = format_comparison(compare_runs([ml_run.run_dir], output=ml_run.run_dir / "cmp.png"))
+    line = next(ln for ln in table.splitlines() if ln.startswith("test mAP"))
+    best = load_checkpoint(ml_run.run_dir / "best.pt")["metrics"]["test_map"]
+    assert f"{best:.4f}" in line

@@ -35,7 +35,7 @@ def _summary(run: Path) -> dict:
     return {"run": run.name, "model": (cfg or {}).get("model"), "data": (cfg or {}).get("data"),
             "params": _params(run), "epochs": len(hist), "best_val_acc": max(val) if val else None,
             "test_acc": test.get("accuracy"), "test_top5": test.get("top5_accuracy"),
-            "test_f1_macro": test.get("f1_macro"), "ece": calib.get("ece"),
+            "test_f1_macro": test.get("f1_macro"), "test_map": test.get("map"), "ece": calib.get("ece"),
             "train_seconds": sum(float(r.get("seconds") or 0) for r in hist) if hist else None,
             "history": hist}
 
@@ -76,6 +76,8 @@ def format_comparison(c: dict) -> str:
             ("test top-5", "test_top5", ".4f"), ("test macro F1", "test_f1_macro", ".4f"), ("ECE", "ece", ".4f"),
             ("train time (s)", "train_seconds", ".1f")]
     rows = c["rows"]
+    if any(r.get("test_map") is not None for r in rows):  # multi-label runs: their first figure
+        cols.insert(6, ("test mAP", "test_map", ".4f"))
     w0 = 15  # the longest row label, "train time (s)", plus a space
     widths = [max(12, len(str(r["run"]))) for r in rows]
     lines = [f"{'':<{w0}}" + "".join(f"  {str(r['run']):>{w}}" for r, w in zip(rows, widths))]

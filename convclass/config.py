@@ -122,8 +122,14 @@ class TrainConfig:
                                 range=(1, 2**40), metavar="IMAGES", unset="all")
     workers: int | None = option(
         help="DataLoader processes that run per-image augmentations (shift-rotate, color, randaugment, "
-             "trivialaugment) ahead of the training step; 0: augment in the training process",
-        range=(0, 256), unset="one per core beyond two, at most 4", metavar="N")
+             "trivialaugment), or decode streamed images (--cache never), ahead of the training step; 0: in the "
+             "training process", range=(0, 256), metavar="N",
+        unset="one per core beyond two, at most 4 (streaming: beyond one, at least 1)")
+    cache: Literal["auto", "always", "never"] = option(
+        "auto", "decode cache (data/decode.py): always decodes every image once to uint8 on disk (the fast path; "
+                "refused when it does not fit), never streams the files, decoded per batch in --workers processes "
+                "(data/stream.py), auto: the cache when it fits, else streaming (WebDataset shards always stream "
+                "unless always)")
     # model
     model: str = option("cnn3", "architecture: a name from `convclass models`, or timm:NAME for any timm model",
                         check="model")

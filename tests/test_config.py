@@ -123,7 +123,8 @@ def test_every_flag_sets_its_option(tmp_path):
     from convclass.cli import build_parser
     from convclass.commands.common import config_from_args
     chosen = dict(recipe="fast", data=str(tmp_path), data_root="cache", img_size=32, channels=3, val_split=0.3,
-                  test_split=0.25, subset=100, workers=0, model="resnet18", model_args={"width": 2, "act": "relu"},
+                  test_split=0.25, subset=100, workers=0, cache="never", model="resnet18",
+                  model_args={"width": 2, "act": "relu"},
                   pretrained=True, weights="w.pt", freeze="backbone", fine_tune=[1, 2], lr_decay=0.5, freeze_bn=True,
                   head_probe=True, epochs=3, batch_size=32, micro_batch=8, optimizer="sgd", lr="auto", momentum=0.5,
                   weight_decay=0.01, schedule="multistep", step_size=4, milestones=[2, 3], gamma=0.5,

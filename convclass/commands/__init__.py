@@ -2,5 +2,5 @@
 
 To add a subcommand: write commands/<name>.py with add_parser() and list it in COMMANDS (order = --help order).
 """
-COMMANDS = ["inspect", "train", "evaluate", "report", "explain", "cv", "label-issues", "compare", "predict", "models",
-            "lr-find", "tune", "export", "serve"]
+COMMANDS = ["inspect", "shard", "train", "evaluate", "report", "explain", "cv", "label-issues", "compare", "predict",
+            "models", "lr-find", "tune", "export", "serve"]

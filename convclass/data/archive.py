@@ -27,7 +27,7 @@ from .folder import match_splits, spec_from_classes, visible
 from .sources import DataSpec
 
 __all__ = ["SEP", "ARCHIVE_SUFFIXES", "MAX_MEMBERS", "is_archive", "scan_archive", "read_source", "sources",
-           "member_stamp"]
+           "member_stamp", "list_members"]
 
 SEP = "::"
 MAX_MEMBERS = 10_000_000  # entries listed (ImageNet's train set is 1.3 M); past this, a bomb of empty entries
@@ -329,6 +329,12 @@ def read_source(path: str | Path) -> bytes:
     for _, data in _reader(hit[0])(hit[0], [(0, hit[1])], bad):
         return data
     raise Refused(bad[0][1] if bad else "unreadable")
+
+
+def list_members(archive: str) -> tuple[list[str], list[str]]:
+    """(member names in the order the archive stores them, notes on those left out), by the listing rules above."""
+    listing = _listing(archive)
+    return list(listing.members), listing.notes
 
 
 def member_stamp(path: str) -> str | None:

@@ -22,12 +22,13 @@ from .archive import member_stamp, sources
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode, to_array
 from .sources import LabeledSet
 
-__all__ = ["Decoded", "decode_set", "peek_files"]
+__all__ = ["Decoded", "cache_fits", "decode_set", "peek_files"]
 
 CACHE_VERSION = 2  # 2: (N, C, H, W) on disk
 PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
 PROGRESS_MIN = 500   # a decode of fewer files takes a few seconds: no progress bar
 SERIAL_CHUNK = 100   # files per progress update when decoding in this process
+RESERVE = 2**28      # bytes of the cache's disk left to everything else
 
 
 class Decoded(NamedTuple):
@@ -97,11 +98,28 @@ def _tmp_path(cache_dir: Path, key: str, ext: str) -> Path:
     return cache_dir / f"{key}.{os.getpid()}-{os.urandom(4).hex()}.tmp.{ext}"
 
 
+def _free(folder: Path) -> int:
+    while not folder.exists() and folder != folder.parent:  # a cache folder not made yet: its disk
+        folder = folder.parent
+    return shutil.disk_usage(folder).free - RESERVE
+
+
+def cache_fits(sets: list[LabeledSet], size: int, channels: int, cache_dir: Path, resize: str = "squash",
+               crop_pct: float = 1.0) -> bool:
+    """Whether decode_set could cache these file sets in cache_dir (sets cached already need no more room):
+    prepare_data streams the ones that would not fit (data/stream.py)."""
+    how = _How(size, channels, resize, crop_pct)
+    need = sum(len(s) * channels * size * size for s in sets
+               if s.paths and not (cache_dir / f"{_cache_key(s.paths, how)}.json").exists())
+    return need <= _free(cache_dir)
+
+
 def _check_space(folder: Path, need: int) -> None:
-    free = shutil.disk_usage(folder).free
-    if need > free - 2**28:  # and leave 256 MB to everything else
+    free = _free(folder) + RESERVE
+    if need > free - RESERVE:
         raise ConvclassError(f"the decode cache needs {need / 1e9:.1f} GB in {folder}, but only {free / 1e9:.1f} GB "
-                             "are free; point --data-root at a bigger disk, or lower --img-size or --subset")
+                             "are free; point --data-root at a bigger disk, lower --img-size or --subset, or "
+                             "stream the images instead (--cache auto or never)")
 
 
 def _compact(out: np.ndarray, tmp: Path | None, keep: list[int]) -> tuple[np.ndarray, Path | None]:

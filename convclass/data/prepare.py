@@ -13,22 +13,26 @@ import torch
 from ..errors import ConvclassError
 from .archive import is_archive, scan_archive
 from .builtin import BUILTIN, load_builtin
-from .decode import decode_set, peek_files
+from .decode import cache_fits, decode_set, peek_files
 from .folder import scan_csv, scan_folder
 from .groups import data_folder, group_split, with_groups
 from .hf import PREFIX, load_hf
 from .leakage import find_leaks, leak_warning
 from .multilabel import is_multilabel, stratify_key
 from .preprocess import Preprocess, check_policy
+from .shards import is_shards, scan_shards
+from .stream import StreamImages
 from .names import with_class_names
 from .sources import DataOptions, DataSpec, LabeledSet
 
 __all__ = ["TensorSplit", "PreparedData", "channel_stats", "find_data", "prepare_data", "stratified_split"]
 
+STATS_SAMPLE = 500  # streamed training images whose pixels give the channel statistics (the cache uses all)
+
 
 @dataclass
 class TensorSplit:
-    x: torch.Tensor            # (N, C, H, W) uint8
+    x: torch.Tensor            # (N, C, H, W) uint8; a StreamImages (stream.py) when the split is streamed
     y: torch.Tensor            # (N,) int64 class indices, or (N, K) float32 0/1 rows (multi-label)
     paths: list[str] | None = None  # source files, when the data came from files
 
@@ -83,6 +87,8 @@ def find_data(data: str, data_root: str = "~/.cache/convclass", options: DataOpt
 def _find_spec(data: str, data_root: str, options: DataOptions) -> DataSpec:
     if data.startswith(PREFIX):
         return load_hf(data[len(PREFIX):], data_root, options)
+    if is_shards(data):
+        return scan_shards(data)
     p = Path(data).expanduser()
     if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
         return scan_csv(p, options)
@@ -180,18 +186,57 @@ def _cached_stats(x: torch.Tensor, cache: Path | None) -> tuple[list[float], lis
     return mean, std
 
 
+def _labels(labels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(labels, dtype=np.float32 if is_multilabel(labels) else np.int64))
+
+
 def _to_split(images: np.ndarray, labels: np.ndarray, paths) -> TensorSplit:
     x = torch.from_numpy(np.ascontiguousarray(images))  # (N, C, H, W): a cache file maps in without a copy
-    dtype = np.float32 if is_multilabel(labels) else np.int64
-    return TensorSplit(x=x, y=torch.from_numpy(np.asarray(labels, dtype=dtype)), paths=paths)
+    return TensorSplit(x=x, y=_labels(labels), paths=paths)
+
+
+def _streams(cache: str, data: str, sets: list[LabeledSet], size: int, ch: int, cache_dir: Path, resize: str,
+             crop_pct: float, notes: list[str]) -> bool:
+    """Whether to stream the splits (--cache), saying why in `notes`."""
+    if cache == "always" or any(s.paths is None for s in sets):  # arrays in memory (built-ins) are cached
+        return False
+    if cache == "never":
+        notes.append("--cache never: images are decoded per batch from their files (streaming)")
+    elif is_shards(data):
+        notes.append("WebDataset shards: training images are read shard by shard and decoded per batch")
+    elif not cache_fits(sets, size, ch, cache_dir, resize, crop_pct):
+        gb = sum(len(s) for s in sets) * ch * size * size / 1e9
+        notes.append(f"the decoded images ({gb:.1f} GB) do not fit the free space of {cache_dir}: streaming them "
+                     "from their files, decoded per batch (--data-root on a bigger disk would cache them)")
+    else:
+        return False
+    return True
+
+
+def _streamed(spec: DataSpec, sets: dict[str, LabeledSet], size: int, ch: int, resize: str, crop_pct: float,
+              notes: list[str], seed: int, shards: bool) -> PreparedData:
+    """The splits as files decoded on demand (stream.py); mean and std from a seeded sample of training images."""
+    tensors = {name: TensorSplit(StreamImages(s.paths, size, ch, resize, crop_pct, shards and name == "train"),
+                                 _labels(s.labels), list(s.paths))
+               for name, s in sets.items()}
+    train = tensors["train"].x
+    sample = np.sort(np.random.default_rng(seed).permutation(len(train))[:STATS_SAMPLE])
+    mean, std = channel_stats(train[sample])
+    if spec.test is None and spec.train.groups is None:
+        notes.append("near-copies between the carved test split and training are not checked when streaming")
+    return PreparedData(name=spec.name, classes=spec.classes, img_size=size, channels=ch, mean=mean, std=std,
+                        notes=notes, resize=resize, crop_pct=crop_pct, class_names=spec.class_names,
+                        groups=_group_map(spec), **tensors)
 
 
 def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass", img_size: int | None = None,
                  channels: int | None = None, val_split: float = 0.1, test_split: float = 0.2,
                  subset: int | None = None, seed: int = 0, default_size: int = 64,
                  verbose: bool = True, resize: str = "squash", crop_pct: float = 1.0,
-                 options: DataOptions | None = None) -> PreparedData:
-    """The splits decoded at img_size by the resize policy (`resize`, `crop_pct`: data/preprocess.py)."""
+                 options: DataOptions | None = None, cache: str = "always") -> PreparedData:
+    """The splits decoded at img_size by the resize policy (`resize`, `crop_pct`: data/preprocess.py). `cache`:
+    always decodes them once into the cache (decode.py), never streams them (stream.py), auto streams when the
+    cache would not fit, or the data is WebDataset shards."""
     check_policy(resize, crop_pct)
     options = options or DataOptions()
     spec = find_data(data, data_root, options)
@@ -217,6 +262,9 @@ def prepare_data(data: str = "digits", *, data_root: str = "~/.cache/convclass",
     size, ch = _resolve_size_and_channels(spec, img_size, channels,
                                           default_size)
     cache_dir = Path(data_root).expanduser() / "decoded"
+    sets = {"train": train, "val": val, "test": test}
+    if _streams(cache, data, list(sets.values()), size, ch, cache_dir, resize, crop_pct, notes):
+        return _streamed(spec, sets, size, ch, resize, crop_pct, notes, seed, is_shards(data))
     splits = {name: decode_set(s, size, ch, cache_dir if s.paths else None, resize=resize, crop_pct=crop_pct,
                                progress=verbose)
               for name, s in (("train", train), ("val", val), ("test", test))}

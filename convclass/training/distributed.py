@@ -140,7 +140,9 @@ def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: Dist
     cover the whole split. Returns ({loss, acc}, this rank's logits)."""
     from ..inference import predict_logits
     import torch.nn.functional as F
-    x, y = split.x[ctx.rank::ctx.world], split.y[ctx.rank::ctx.world]
+    mine = slice(ctx.rank, None, ctx.world)
+    x = split.x.take(mine) if hasattr(split.x, "take") else split.x[mine]  # a streamed split stays undecoded
+    y = split.y[mine]
     logits = predict_logits(model, x, mean, std, device, batch_size, precision)
     if y.dim() == 2:  # multi-label: mAP needs every image's scores, not sums, so each rank gathers them all
         from .losses import split_scores

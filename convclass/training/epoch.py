@@ -9,6 +9,8 @@ import torch
 
 from ..data import batch_stream, mix_batch, normalize
 from ..data.loader import auto_workers
+from ..data.shards import shard_plan
+from ..data.stream import StreamImages, train_batches
 from . import finetune, frozen
 from .core import Hook, TrainState, call
 from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
@@ -44,7 +46,11 @@ def _image_batches(state: TrainState, batches: list[torch.Tensor], rng: torch.Ge
     mean = torch.tensor(data.mean, device=device)
     std = torch.tensor(data.std, device=device)
     x_all, y_all = data.train.x, data.train.y
-    images = batch_stream(x_all, batches, state.augment, state.epoch, auto_workers(state.augment, cfg.workers), rng)
+    if isinstance(x_all, StreamImages):  # decoded per batch in worker processes (data/stream.py)
+        images = train_batches(x_all, batches, state.augment, state.epoch, cfg.seed, cfg.workers, rng)
+    else:
+        images = batch_stream(x_all, batches, state.augment, state.epoch, auto_workers(state.augment, cfg.workers),
+                              rng)
     memfmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     for idx, xb in zip(batches, images):
         yb = y_all[idx].to(device, non_blocking=True)
@@ -68,7 +74,11 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     # (dropout draws from the global stream, so a split changes every augmented run of a model with dropout).
     torch.manual_seed(epoch_seed(cfg.seed, state.epoch) + 1 + ctx.rank)
     rng = torch.default_generator
-    mine = [shard(idx, ctx) for idx in _batches(len(data.train.y), cfg.batch_size, order, state.sample_weights)]
+    batches = _batches(len(data.train.y), cfg.batch_size, order, state.sample_weights)
+    if getattr(data.train.x, "sequential", False):  # WebDataset shards: each rank reads its own shards in order
+        mine = shard_plan(data.train.x.paths, [len(b) for b in batches], cfg.seed, state.epoch, ctx.rank, ctx.world)
+    else:
+        mine = [shard(idx, ctx) for idx in batches]
     if cached is not None:
         net, batches = cached.head, cached.batches(mine, order, data.train.y, device)
     else:

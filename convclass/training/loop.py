@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from ..data import PreparedData
+from ..data.stream import StreamImages, eval_batches
 from ..progress import chunks
 from . import finetune
 from .core import Hook, TrainState, call
@@ -71,8 +72,11 @@ def validate(model, split, data: PreparedData, device, batch_size: int,
         return validate_sharded(finetune.input_view(model, data), split, data.mean, data.std, device, batch_size, ctx,
                                 precision)
     view = finetune.input_view(model, data)
-    logits = [tta_logits(view, split.x[i:i + batch_size], data.mean, data.std, device, batch_size, tta, precision)
-              for i in chunks(len(split), batch_size, progress)]
+    if isinstance(split.x, StreamImages):  # decoded per batch in worker processes, as the cache would hold them
+        batches = eval_batches(split.x, batch_size, progress=progress)
+    else:
+        batches = (split.x[i:i + batch_size] for i in chunks(len(split), batch_size, progress))
+    logits = [tta_logits(view, xb, data.mean, data.std, device, batch_size, tta, precision) for xb in batches]
     logits = torch.cat(logits) if logits else torch.zeros(0, 0)
     if len(split) == 0:
         return {"loss": float("nan"), "acc": float("nan")}, logits

@@ -105,7 +105,7 @@ def load_data(cfg: TrainConfig, log, prepared: PreparedData | None = None) -> Pr
     plan = finetune.input_plan(cfg, model_entry(cfg.model).default_img_size)
     data = prepared if prepared is not None else prepare_data(
         cfg.data, data_root=cfg.data_root, val_split=cfg.val_split, test_split=cfg.test_split, subset=cfg.subset,
-        seed=cfg.seed, options=DataOptions.from_config(cfg), **plan.prepare_kwargs())
+        seed=cfg.seed, options=DataOptions.from_config(cfg), cache=cfg.cache, **plan.prepare_kwargs())
     for note in data.notes:
         log(f"note: {note}")
     plan.apply(data, log)

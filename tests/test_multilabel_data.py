@@ -80,3 +80,18 @@ def test_multilabel_folds_give_every_fold_its_share_of_a_rare_label():
     assert sorted(np.concatenate(folds).tolist()) == list(range(90))  # each image tested once
     rare = [int(y[f, 3].sum()) for f in folds]
     assert max(rare) - min(rare) <= 1 and min(rare) >= 1
+
+
+@pytest.mark.timeout(120)
+def test_inspect_counts_labels_and_names_label_sets_of_copies(cli, tmp_path):
+    import shutil
+    csv = write_multilabel_csv(tmp_path, n=24)
+    sets = label_sets(24)
+    i = next(i for i, s in enumerate(sets) if len(s) >= 2)  # a copy of an image with two labels or more
+    shutil.copy(tmp_path / "images" / f"{i}.png", tmp_path / "images" / "copy.png")
+    csv.write_text(csv.read_text() + 'images/copy.png,"blue"\n')
+    res = cli("inspect", csv, "--output", tmp_path / "out")
+    assert res.rc == 0, res.err
+    dup = (tmp_path / "out" / "duplicates.csv").read_text().splitlines()
+    row = next(r for r in dup if "copy.png" in r).split(",")
+    assert "|".join(sorted(sets[i])) in row and row[-1] == "blue"

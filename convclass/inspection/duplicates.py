@@ -37,14 +37,18 @@ def find_duplicates(scans: dict[str, SplitScan], classes: list[str], near_distan
                 split_of.append(split)
                 local.append(i)
                 names.append(sc.names[i])
-                labels.append(int(sc.labels[i]))
+                row = np.asarray(sc.labels[i])  # a class index, or a multi-label 0/1 row
+                labels.append(tuple(np.flatnonzero(row).tolist()) if row.ndim else int(row))
                 sha.append(sc.sha[i])
                 ph.append(sc.phash[i])
                 small.append(sc.small[i])
 
+    def shown(label) -> str:
+        return "|".join(classes[k] for k in label) if isinstance(label, tuple) else classes[label]
+
     def pair(i: int, j: int, dist: int) -> dict:
-        return {"a_split": split_of[i], "a": names[i], "a_class": classes[labels[i]],
-                "b_split": split_of[j], "b": names[j], "b_class": classes[labels[j]],
+        return {"a_split": split_of[i], "a": names[i], "a_class": shown(labels[i]),
+                "b_split": split_of[j], "b": names[j], "b_class": shown(labels[j]),
                 "same_label": labels[i] == labels[j], "distance": int(dist)}
 
     groups = defaultdict(list)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..data.archive import sources
 from ..data.images import BrokenImage, open_image
+from ..data.multilabel import stratify_key
 from ..safeio import Refused, read_regular
 from ..data.sources import LabeledSet
 from .hashing import content_hash, phash
@@ -100,7 +101,8 @@ def scan_split(s: LabeledSet, thumbs_per_class: int = 8) -> SplitScan:
         rows = _scan_files(names)
     thumbs: dict[int, list[np.ndarray]] = {}
     broken = []
-    for i, (name, label, r) in enumerate(zip(names, s.labels.tolist(), rows)):
+    # a multi-label image's thumbnail goes with its rarest label
+    for i, (name, label, r) in enumerate(zip(names, stratify_key(s.labels).tolist(), rows)):
         if r[5] is not None:
             broken.append((name, r[5]))
         elif len(thumbs.setdefault(label, [])) < thumbs_per_class:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from ..data import batch_stream, mix_batch, normalize
+from ..errors import ConvclassError
 from ..data.loader import auto_workers
 from ..data.shards import shard_plan
 from ..data.stream import StreamImages, train_batches
@@ -76,6 +77,9 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     rng = torch.default_generator
     batches = _batches(len(data.train.y), cfg.batch_size, order, state.sample_weights)
     if getattr(data.train.x, "sequential", False):  # WebDataset shards: each rank reads its own shards in order
+        if state.sample_weights is not None:
+            raise ConvclassError("--balance sampler draws images at random, but shards are read in order; use "
+                                 "--balance loss")
         mine = shard_plan(data.train.x.paths, [len(b) for b in batches], cfg.seed, state.epoch, ctx.rank, ctx.world)
     else:
         mine = [shard(idx, ctx) for idx in batches]

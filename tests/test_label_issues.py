@@ -114,6 +114,24 @@ def test_find_issues_on_arrays_flags_label_error_outlier_and_twin():
     assert r.overlap and {r.overlap[0]["class_a"], r.overlap[0]["class_b"]} == {"cat", "dog"}
 
 
+@pytest.mark.timeout(60)
+def test_multilabel_rows_go_through_cleanlabs_multilabel_path(tmp_path):
+    from convclass.inspection.label_issues import find_issues, write_issues_csv, write_retrain_csvs
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 3)) < 0.4).astype(np.float32)
+    y[y.sum(1) == 0, 0] = 1
+    probs = np.clip(y * 0.9 + 0.05 + rng.normal(0, 0.02, y.shape), 0.01, 0.99)  # sigmoid rows: no sum to 1
+    y[7], probs[7] = [1, 0, 0], [0.03, 0.97, 0.96]  # labelled {a}, the model sees {b, c}
+    r = find_issues(y, probs, None, ["a", "b", "c"])
+    label = [i for i in r.issues if i.kind == "label"]
+    assert [i.index for i in label] == [7] and (label[0].given, label[0].suggested) == ((0,), (1, 2))
+    paths = [str(tmp_path / f"{i}.png") for i in range(60)]
+    row = _rows(write_issues_csv(r, tmp_path / "issues.csv", ["a", "b", "c"], paths))[0]
+    assert (row["given"], row["suggested"]) == ("a", "b|c")
+    fixed = _rows(write_retrain_csvs(r, tmp_path, y, ["a", "b", "c"], paths)["relabelled"])
+    assert fixed[7]["label"] == "b|c" and fixed[8]["label"] == "|".join("abc"[j] for j in np.flatnonzero(y[8]))
+
+
 def test_page_escapes_hostile_names_and_fetches_nothing(tmp_path):
     from convclass.inspection.issues_page import write_issues_page
     from convclass.inspection.label_issues import Issue, IssueReport

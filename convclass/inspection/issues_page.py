@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..plotting import to_hwc
-from .label_issues import IssueReport
+from .label_issues import IssueReport, label_text
 
 __all__ = ["write_issues_page", "MAX_SHOWN", "THUMB"]
 
@@ -61,15 +61,16 @@ def write_issues_page(report: IssueReport, path: Path, images, classes: list[str
         rows = "".join(f"<tr><td>{e(o['class_a'])}</td><td>{e(o['class_b'])}</td><td>{o['examples']}</td>"
                        f"<td>{o['joint']:.4f}</td></tr>" for o in report.overlap[:20])
         parts.append("<h2>Overlapping classes</h2><table><tr><th>class</th><th>class</th>"
-                     f"<th>images in between</th><th>joint probability</th></tr>{rows}</table>")
+                     f"<th>images</th><th>probability</th></tr>{rows}</table>")
     for kind, title in _TITLES.items():
         found = [i for i in report.issues if i.kind == kind]
         parts.append(f"<h2>{e(title)}: {len(found)}</h2>")
         cards = []
         for rank, i in enumerate(found[:MAX_SHOWN], 1):
-            cap = [f"#{rank} score {i.score:.3f}", f"given: <b>{e(_short(classes[i.given], 30))}</b>"]
+            cap = [f"#{rank} score {i.score:.3f}", f"given: <b>{e(_short(label_text(classes, i.given), 30))}</b>"]
             if i.suggested != i.given:
-                cap.append(f'<span class="bad">suggested: <b>{e(_short(classes[i.suggested], 30))}</b></span>')
+                shown = e(_short(label_text(classes, i.suggested), 30))
+                cap.append(f'<span class="bad">suggested: <b>{shown}</b></span>')
             if i.partner is not None:
                 cap.append(f"twin: {e(_short(names[i.partner]))}")
             cap.append(e(_short(names[i.index])))

@@ -4,7 +4,9 @@ out-of-sample predicted probabilities (N, K) and model embeddings (N, D); pure f
 Every score follows cleanlab's convention: a quality in [0, 1], lower = more likely an issue. "label" rows are
 cleanlab.filter.find_label_issues' flags ranked by self-confidence (the probability of the given label); the
 suggested label is the most probable class. "outlier" and "near_duplicate" rows are cleanlab Datalab's flags on
-the embeddings.
+the embeddings. Multi-label data ((N, K) 0/1 targets, sigmoid probabilities) goes through cleanlab's multi-label
+paths: a label is a set of classes, the suggestion every class at probability >= 0.5, and the "overlap" rows are
+common_multilabel_issues' classes most often missing from or wrongly in the given sets.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..errors import ConvclassError
 
-__all__ = ["Issue", "IssueReport", "find_issues", "write_issues_csv", "write_retrain_csvs", "KINDS"]
+__all__ = ["Issue", "IssueReport", "find_issues", "label_text", "write_issues_csv", "write_retrain_csvs", "KINDS"]
 
 KINDS = ("label", "outlier", "near_duplicate")
 MIN_FOR_KNN = 20  # Datalab's neighbour graph (k = 10) means little on fewer images
@@ -29,8 +31,8 @@ class Issue:
     index: int        # position in the checked images
     kind: str         # one of KINDS
     score: float      # cleanlab's quality, 0..1, lower = worse
-    given: int
-    suggested: int
+    given: int | tuple[int, ...]       # a class index, or a multi-label set
+    suggested: int | tuple[int, ...]
     partner: int | None = None  # a near-duplicate's nearest twin
 
 
@@ -49,6 +51,11 @@ class IssueReport:
         return {k: sum(i.kind == k for i in self.issues) for k in KINDS}
 
 
+def label_text(classes: list[str], label) -> str:
+    """A class name, or a multi-label set as names joined by | (what the CSV reader splits multi-label cells on)."""
+    return "|".join(classes[i] for i in label) if isinstance(label, tuple) else classes[label]
+
+
 def _cleanlab():
     try:
         from cleanlab.dataset import find_overlapping_classes
@@ -59,12 +66,12 @@ def _cleanlab():
     return find_label_issues, get_label_quality_scores, find_overlapping_classes
 
 
-def _embedding_issues(labels: np.ndarray, features: np.ndarray, suggested: np.ndarray) -> list[Issue]:
+def _embedding_issues(labels: list, features: np.ndarray, suggested: list) -> list[Issue]:
     try:
         from cleanlab import Datalab
     except ImportError:
         raise ConvclassError(CLEANLAB_HINT) from None
-    lab = Datalab({"label": labels}, label_name="label", verbosity=0)
+    lab = Datalab({"index": np.arange(len(features))}, verbosity=0)  # these two issue kinds need no labels
     lab.find_issues(features=features, issue_types={"outlier": {}, "near_duplicate": {}})
     table = lab.get_issues()
     twins = lab.get_info("near_duplicate").get("near_duplicate_sets")
@@ -76,41 +83,58 @@ def _embedding_issues(labels: np.ndarray, features: np.ndarray, suggested: np.nd
             partner = None
             if kind == "near_duplicate" and twins is not None and len(twins[i]):
                 partner = int(twins[i][0])
-            out.append(Issue(int(i), kind, float(scores[i]), int(labels[i]), int(suggested[i]), partner))
+            out.append(Issue(int(i), kind, float(scores[i]), labels[i], suggested[i], partner))
     return out
 
 
+def _overlap(labels, probs, names: list[str], multi: bool) -> list[dict]:
+    if multi:
+        from cleanlab.multilabel_classification.dataset import common_multilabel_issues
+        df = common_multilabel_issues(labels=labels, pred_probs=probs, class_names=names)
+        return [{"class_a": str(r["Class Name"]),
+                 "class_b": "(given, not seen)" if r["In Given Label"] else "(seen, not given)",
+                 "examples": int(r["Num Examples"]), "joint": float(r["Issue Probability"])}
+                for _, r in df.iterrows() if r["Num Examples"] > 0]
+    df = _cleanlab()[2](labels=labels, pred_probs=probs, class_names=names)
+    return [{"class_a": str(r["Class Name A"]), "class_b": str(r["Class Name B"]),
+             "examples": int(r["Num Overlapping Examples"]), "joint": float(r["Joint Probability"])}
+            for _, r in df.iterrows() if r["Num Overlapping Examples"] > 0]
+
+
 def find_issues(labels, pred_probs, features=None, classes: list[str] | None = None) -> IssueReport:
-    """labels (N,) int, pred_probs (N, K) out-of-sample, features (N, D) or None (then no outliers or
-    near-duplicates). Issues sorted by kind, then worst first."""
-    labels = np.asarray(labels, dtype=np.int64)
+    """labels (N,) class indices or (N, K) 0/1 multi-label rows, pred_probs (N, K) out-of-sample (softmax or
+    sigmoid), features (N, D) or None (then no outliers or near-duplicates). Issues sorted by kind, worst first."""
+    y = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(pred_probs, dtype=np.float64)
-    if probs.ndim != 2 or len(probs) != len(labels) or not len(labels):
-        raise ConvclassError(f"need one row of class probabilities per label, got {probs.shape} for {labels.shape}")
+    multi = y.ndim == 2
+    if probs.ndim != 2 or len(probs) != len(y) or not len(y) or (multi and y.shape != probs.shape):
+        raise ConvclassError(f"need one row of class probabilities per label, got {probs.shape} for {y.shape}")
     k = probs.shape[1]
-    if labels.min() < 0 or labels.max() >= k:
-        raise ConvclassError(f"labels must be class indices 0..{k - 1}")
-    probs = probs / np.maximum(probs.sum(1, keepdims=True), 1e-12)
-    find_label_issues, quality, overlapping = _cleanlab()
-    notes = []
-    present = np.unique(labels)
-    if len(present) < 2:
-        raise ConvclassError("label issues need at least 2 classes with images")
-    suggested = probs.argmax(1)
-    scores = quality(labels, probs, method="self_confidence")
+    if multi and not np.isin(y, (0, 1)).all() or not multi and (y.min() < 0 or y.max() >= k):
+        raise ConvclassError(f"labels must be class indices 0..{k - 1} or 0/1 rows of {k}")
+    find_label_issues, quality, _ = _cleanlab()
+    if multi:
+        from cleanlab.multilabel_classification import get_label_quality_scores as quality
+        from cleanlab.multilabel_classification.filter import find_label_issues
+        labels = [np.flatnonzero(row).tolist() for row in y]  # cleanlab's multi-label form: lists of classes
+        given = [tuple(c) for c in labels]
+        suggested = [tuple(np.flatnonzero(p >= 0.5).tolist()) for p in probs]
+        scores = quality(labels, probs)
+    else:
+        if len(np.unique(y)) < 2:
+            raise ConvclassError("label issues need at least 2 classes with images")
+        labels, probs = y, probs / np.maximum(probs.sum(1, keepdims=True), 1e-12)
+        given, suggested = y.tolist(), probs.argmax(1).tolist()
+        scores = quality(labels, probs, method="self_confidence")
     ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
-    issues = [Issue(int(i), "label", float(scores[i]), int(labels[i]), int(suggested[i])) for i in ranked]
-    if features is not None and len(labels) >= MIN_FOR_KNN:
-        feats = np.asarray(features, dtype=np.float32)
-        issues += _embedding_issues(labels, feats, suggested)
+    issues = [Issue(int(i), "label", float(scores[i]), given[i], suggested[i]) for i in ranked]
+    notes = []
+    if features is not None and len(y) >= MIN_FOR_KNN:
+        issues += _embedding_issues(given, np.asarray(features, dtype=np.float32), suggested)
     elif features is not None:
         notes.append(f"outliers and near-duplicates need at least {MIN_FOR_KNN} images; skipped")
     names = list(classes) if classes is not None else [str(c) for c in range(k)]
-    df = overlapping(labels=labels, pred_probs=probs, class_names=names)
-    overlap = [{"class_a": str(r["Class Name A"]), "class_b": str(r["Class Name B"]),
-                "examples": int(r["Num Overlapping Examples"]), "joint": float(r["Joint Probability"])}
-               for _, r in df.iterrows() if r["Num Overlapping Examples"] > 0]
-    return IssueReport(issues=issues, overlap=overlap, n=len(labels), notes=notes)
+    return IssueReport(issues=issues, overlap=_overlap(labels, probs, names, multi), n=len(y), notes=notes)
 
 
 def _name(paths: list[str] | None, i: int) -> str:
@@ -123,7 +147,8 @@ def write_issues_csv(report: IssueReport, path: Path, classes: list[str], paths:
         w = csv.writer(f)
         w.writerow(["path", "given", "suggested", "score", "kind"])
         for i in report.issues:
-            w.writerow([_name(paths, i.index), classes[i.given], classes[i.suggested], f"{i.score:.6f}", i.kind])
+            w.writerow([_name(paths, i.index), label_text(classes, i.given), label_text(classes, i.suggested),
+                        f"{i.score:.6f}", i.kind])
     return path
 
 
@@ -142,5 +167,8 @@ def write_retrain_csvs(report: IssueReport, folder: Path, labels: np.ndarray, cl
             for i, y in enumerate(labels):
                 if key == "without_issues" and i in drop:
                     continue
-                w.writerow([_name(paths, i), classes[fix.get(i, y) if key == "relabelled" else y]])
+                label = fix.get(i, y) if key == "relabelled" else y
+                if isinstance(label, np.ndarray):  # a (K,) 0/1 row of multi-label data
+                    label = tuple(np.flatnonzero(label).tolist())
+                w.writerow([_name(paths, i), label_text(classes, label)])
     return out

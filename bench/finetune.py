@@ -223,6 +223,8 @@ def main() -> None:
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--plain-lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arms", nargs="+", choices=["plain", "convclass"], default=["plain", "convclass"],
+                   help="run only these (a recipe change re-measured against an earlier plain run: say so)")
     p.add_argument("--convclass-args", nargs=argparse.REMAINDER, default=[],
                    help="more `convclass train` flags (last on the line)")
     p.add_argument("--child-plain", action="store_true", help=argparse.SUPPRESS)
@@ -236,10 +238,12 @@ def main() -> None:
     print(f"data {args.data}, {args.epochs} epochs, batch {args.batch_size}, {args.rounds} rounds")
     results = []
     for r in range(args.rounds):
-        for arm in ("plain", "convclass"):
+        for arm in args.arms:
             res = run_arm(arm, args)
             results.append(res)
             print(f"round {r + 1} {show(res)}", flush=True)
+    if len(args.arms) < 2:
+        return
     ratios = []
     for r in range(args.rounds):
         base, ours = results[2 * r], results[2 * r + 1]

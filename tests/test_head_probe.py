@@ -62,3 +62,18 @@ def test_frozen_run_starts_from_the_probe_and_a_resumed_run_keeps_its_head(rgb_f
     resumed = train(resume=probed.run_dir, epochs=2, quiet=False)
     assert FITTED not in capsys.readouterr().out  # the checkpoint's head is kept, not refitted
     assert resumed.history[-1]["epoch"] == 2
+
+
+def test_the_probe_is_scaled_to_the_runs_smoothed_loss():
+    import torch.nn.functional as F
+
+    from convclass.training.probe import match_loss_scale
+    x, y = _blobs(200, 12, 4)
+    layer = nn.Linear(12, 4)
+    fit_linear_head(layer, x, y, 4)
+    before, pred = layer(x).detach(), layer(x).argmax(1)
+    scale = match_loss_scale(layer, x, y, 0.1)
+    after = layer(x).detach()
+    assert scale < 0.9 and torch.equal(after.argmax(1), pred)
+    assert F.cross_entropy(after, y, label_smoothing=0.1) < F.cross_entropy(before, y, label_smoothing=0.1) - 0.01
+    assert match_loss_scale(layer, x, y, 0.0) == 1.0  # no smoothing: never shrunk

@@ -64,7 +64,8 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
                           val_split=cfg.get("val_split", 0.1), test_split=cfg.get("test_split", 0.2),
                           subset=cfg.get("subset"), seed=cfg.get("seed", 0), resize=lm.preprocess.resize,
                           crop_pct=lm.preprocess.crop_pct,  # decoded as training's evaluation saw them
-                          options=DataOptions.from_config(cfg))  # how the run read its CSV
+                          options=DataOptions.from_config(cfg),  # how the run read its CSV
+                          cache=cfg.get("cache") if cfg.get("cache") in ("auto", "never") else "always")
         s, scope = getattr(pd, split), f"{split} split of the training data"
     multi = lm.task == "multi"
     if s.y.dim() == 2 and not multi:

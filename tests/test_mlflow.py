@@ -20,7 +20,7 @@ def tracked(tmp_path_factory, rgb_folder):
     return res, base / "runs"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)  # includes the fixture: a new SQLite store runs MLflow's ~50 migrations (20-150 s here)
 def test_mlflow_run_holds_params_epochs_scores_and_artifacts(tracked):
     res, runs = tracked
     assert (runs / "mlflow.db").is_file()  # the default store: beside the run folders, not in the cwd
@@ -63,3 +63,15 @@ def test_unreachable_tracking_store_is_one_line_before_training(tmp_path, rgb_fo
               runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"), track="mlflow",
               track_uri=f"sqlite:///{bad}/x.db")
     assert not any((tmp_path / "runs").glob("*/best.pt"))
+
+
+@pytest.mark.timeout(120)
+def test_resume_logs_into_the_same_mlflow_run(tracked):
+    """The MLflow run id travels in last.pt: --resume adds epoch 3 to the run, not a second run."""
+    from convclass import train
+    res, runs = tracked
+    train(resume=res.run_dir, epochs=3)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{runs / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("convclass-colours").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2, 3]
+    assert run.info.status == "FINISHED"

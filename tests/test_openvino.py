@@ -47,6 +47,8 @@ def test_openvino_predictor_matches_pytorch_at_any_batch(ov_run):
     for bs in (1, 5):
         got = model.predict_proba(x, batch_size=bs).numpy()
         assert (got.argmax(1) == ref.argmax(1)).all() and np.abs(got - ref).max() <= 1e-4
+    one = model.predict(x[0].permute(1, 2, 0).numpy(), topk=1)  # an in-memory (H, W, C) image, like load_model's
+    assert one.label == model.classes[int(ref[0].argmax())] and abs(one.prob - ref[0].max()) <= 1e-4
 
 
 @pytest.mark.timeout(120)

@@ -74,6 +74,7 @@ class MLflowTracker(Hook):
             params = [Param(k, str(v)[:MAX_PARAM]) for k, v in state.cfg.to_dict().items()]
             for i in range(0, len(params), PARAMS_PER_CALL):
                 self.client.log_batch(self.run_id, params=params[i:i + PARAMS_PER_CALL])
+            state.log(f"MLflow: run {self.run_id} in {uri}")
         except ImportError:
             raise ConvclassError("--track mlflow needs MLflow; pip install mlflow (or `make install`)") from None
         except Exception as e:  # MLflow raises its own types (MlflowException, requests' errors, SQLAlchemy's)

@@ -115,3 +115,14 @@ def test_compare_shows_test_map_of_a_multilabel_run(ml_run):
     line = next(ln for ln in table.splitlines() if ln.startswith("test mAP"))
     best = load_checkpoint(ml_run.run_dir / "best.pt")["metrics"]["test_map"]
     assert f"{best:.4f}" in line
+
+
+@pytest.mark.timeout(240)
+def test_tune_maximises_validation_map_of_multilabel_runs(tmp_path, ml_csv):
+    from convclass.tuning.space import Param
+    from convclass.tuning.sweep import tune
+    r = tune(trials=1, space=[Param("lr", low=0.005, high=0.02, log=True)], log=lambda *_: None, data=str(ml_csv),
+             model="shallow", epochs=1, batch_size=8, device="cpu", runs_dir=str(tmp_path / "runs"),
+             data_root=str(tmp_path / "cache"))
+    run = next((tmp_path / "runs").glob("tune-*/trial-0000"))
+    assert r.best_value == pytest.approx(load_checkpoint(run / "best.pt")["metrics"]["val_map"])

@@ -131,7 +131,7 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
 
         def report(row: dict, run_dir: Path) -> bool:
             trial.set_user_attr("run_dir", str(run_dir))
-            trial.report(row["val_acc"], step=row["epoch"])
+            trial.report(_score(row), step=row["epoch"])
             if trial.should_prune():
                 # Raised through train() (its loop only closes TensorBoard on the way out), so the trial
                 # ends PRUNED in the database and no test evaluation is wasted on it.
@@ -140,11 +140,17 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
 
         t0 = time.perf_counter()
         res = train_and_report(cfg, callbacks=[report])
-        best = max(r["val_acc"] for r in res.history if r["val_acc"] == r["val_acc"])  # NaN: not validated
+        best = max(_score(r) for r in res.history if _score(r) == _score(r))  # NaN: not validated
         trial.set_user_attr("seconds", time.perf_counter() - t0)
-        trial.set_user_attr("test_acc", res.test_metrics["accuracy"])
+        trial.set_user_attr("test_acc", res.test_metrics.get("accuracy", res.test_metrics.get("map")))
         return best
     return objective
+
+
+def _score(row: dict) -> float:
+    """What a trial maximises: the validation figure best.pt follows (a multi-label run's macro mAP, else
+    accuracy)."""
+    return row.get("val_map", row["val_acc"])
 
 
 def tune(config: TrainConfig | None = None, *, trials: int | None = 20, timeout: float | None = None,

@@ -102,8 +102,9 @@ def test_cv_subset_is_the_number_of_images_all_folds_see(rgb_folder, tmp_path, m
                                run_dir=tmp_path / f"fold{len(seen)}")
 
     monkeypatch.setattr(crossval, "train_and_report", fake_train)
-    monkeypatch.setattr(crossval, "load_predictions", lambda run: {"y_true": np.zeros(2, int),
-                                                                    "probs": np.eye(3)[[0, 0]]})
+    # the fold's own test images (cv keeps every image's out-of-fold probabilities)
+    monkeypatch.setattr(crossval, "load_predictions", lambda run: {"y_true": seen[-1]["test"],
+                                                                    "probs": np.eye(3)[seen[-1]["test"]]})
     r = crossval.cross_validate(data=str(rgb_folder), subset=18, folds=3, model="shallow", device="cpu",
                                 runs_dir=str(tmp_path / "runs"), data_root=str(tmp_path / "cache"))
     assert r["n"] == 18 and "cross-validation on 18 images in total" in capsys.readouterr().out

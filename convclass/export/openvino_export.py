@@ -11,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..checkpoint import first_line
 from ..errors import ConvclassError
 from .onnx_export import export_onnx
-from .openvino_runtime import MISSING, RT_INFO_KEY, OpenVinoModel
+from .openvino_runtime import MISSING, RT_INFO_KEY, OpenVinoModel, reason
 from .parity import check_parity
 
 __all__ = ["export_openvino"]
@@ -35,7 +34,7 @@ def export_openvino(model: nn.Module, out: Path, channels: int, img_size: int, m
         try:
             graph = ov.convert_model(tmp)
         except Exception as e:  # OpenVINO's own exception types
-            raise ConvclassError(f"OpenVINO could not convert the model: {first_line(e)[:160]}") from None
+            raise ConvclassError(f"OpenVINO could not convert the model: {reason(e)}") from None
         graph.set_rt_info(json.dumps(meta), [RT_INFO_KEY])
         ov.save_model(graph, str(out), compress_to_fp16=False)  # fp32 weights: parity within 1e-4
         return check_parity(ref, OpenVinoModel(out).predict_proba(test_x).numpy(), "the OpenVINO export")

@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import first_line
 from ..errors import ConvclassError
 from .exported import ExportedModel
 from .metadata import REEXPORT, check_batch, parse_metadata
 
-__all__ = ["OpenVinoModel", "RT_INFO_KEY", "openvino_core"]
+__all__ = ["OpenVinoModel", "RT_INFO_KEY", "openvino_core", "reason"]
 
 RT_INFO_KEY = "convclass"
 MISSING = "OpenVINO models need the openvino package; pip install openvino (or `make install`)"
+
+
+def reason(e: BaseException) -> str:
+    """OpenVINO's message is a trace of source locations; its last line says what is wrong."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:160]
 
 
 def openvino_core():
@@ -39,7 +44,7 @@ class OpenVinoModel(ExportedModel):
         try:
             graph = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses of its own for unreadable IR
-            raise ConvclassError(f"cannot load OpenVINO model {path}: {first_line(e)[:160]}") from None
+            raise ConvclassError(f"cannot load OpenVINO model {path}: {reason(e)}") from None
         raw = graph.get_rt_info([RT_INFO_KEY]).astype(str) if graph.has_rt_info([RT_INFO_KEY]) else None
         super().__init__(path, parse_metadata(raw, path) if raw else None)
         self._check_input(graph)
@@ -48,7 +53,7 @@ class OpenVinoModel(ExportedModel):
         try:
             self.compiled = core.compile_model(graph, "CPU", config)
         except Exception as e:
-            raise ConvclassError(f"cannot compile OpenVINO model {path}: {first_line(e)[:160]}") from None
+            raise ConvclassError(f"cannot compile OpenVINO model {path}: {reason(e)}") from None
         self.check_output()
 
     def _check_input(self, graph) -> None:

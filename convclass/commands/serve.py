@@ -5,7 +5,8 @@ from .predict import add_runtime_flag
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="web page and JSON API for a run or an exported model")
     p.add_argument("model", metavar="RUN_OR_EXPORT",
-                   help="run folder, .pt checkpoint or .onnx file (a TorchScript file only with --runtime torchscript)")
+                   help="run folder (its fresh export/model.onnx when there is one), .pt checkpoint, .onnx or "
+                        "OpenVINO .xml file (a TorchScript file only with --runtime torchscript)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=5678)

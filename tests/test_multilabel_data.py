@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convclass.data import prepare_data
+from convclass.data import find_data, prepare_data
 from convclass.data.multilabel import read_label_sets, stratify_key
 from convclass.data.sources import DataOptions
 from convclass.data.table import read_table
@@ -95,3 +95,29 @@ def test_inspect_counts_labels_and_names_label_sets_of_copies(cli, tmp_path):
     dup = (tmp_path / "out" / "duplicates.csv").read_text().splitlines()
     row = next(r for r in dup if "copy.png" in r).split(",")
     assert "|".join(sorted(sets[i])) in row and row[-1] == "blue"
+
+
+@pytest.mark.timeout(120)
+def test_hugging_face_list_of_classlabels_is_multilabel(tmp_path):
+    import io
+
+    datasets = pytest.importorskip("datasets")
+    from multilabel_synth import multilabel_image
+    names = ["red", "green", "blue"]
+    sets = label_sets(20)
+
+    def png(labels, i):
+        buf = io.BytesIO()
+        from PIL import Image
+        Image.fromarray(multilabel_image(labels, seed=i)).save(buf, "PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+    features = datasets.Features({"image": datasets.Image(),
+                                  "labels": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"image": [png(s, i) for i, s in enumerate(sets)], "labels": [[names.index(c) for c in s] for s in sets]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "ds"))
+    spec = find_data(f"hf:{tmp_path / 'ds'}")
+    assert spec.classes == names and spec.train.labels.tolist() == [[int(c in s) for c in names] for s in sets]
+    with pytest.raises(ConvclassError, match="list of labels"):
+        find_data(f"hf:{tmp_path / 'ds'}", options=DataOptions(task="single"))
+    data = prepare_data(f"hf:{tmp_path / 'ds'}", data_root=str(tmp_path / "cache"), verbose=False)
+    assert data.task == "multi" and len(data.train) + len(data.val) + len(data.test) == 20

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ConvclassError
 from ..safeio import MAX_FILE_MB_ENV, Refused, max_file_bytes, read_regular
 from .folder import match_splits
+from .multilabel import multi_hot
 from .sources import DataOptions, DataSpec, LabeledSet
 
 __all__ = ["PREFIX", "load_hf", "read_rows"]
@@ -110,9 +111,26 @@ def _check_columns(features, image_col: str, label_col: str, source: str) -> Non
         raise ConvclassError(f"{source}: column {image_col} holds {_kind(f)}, not encoded images; convclass reads "
                              "an Image column (or raw image bytes); choose another with --hf-image-column")
     f = features[label_col]
-    if _kind(f) not in ("ClassLabel", "Value"):  # a list of labels per image is another task
+    if _kind(f) not in ("ClassLabel", "Value") and not _label_list(f):  # lists of anything but ClassLabels
         raise ConvclassError(f"{source}: column {label_col} holds {_kind(f)}, not one label per image; choose "
                              "another with --hf-label-column")
+
+
+def _label_list(feature) -> bool:
+    """Whether a column holds a list of ClassLabels per image: multi-label (data/multilabel.py)."""
+    return _kind(feature) in ("List", "Sequence", "LargeList") and _kind(getattr(feature, "feature", None)) == \
+        "ClassLabel"
+
+
+def _multilabel(splits: dict, image_col: str, label_col: str, source: str) -> DataSpec:
+    """Label rows from a list-of-ClassLabel column: its names become the labels, an empty list no label."""
+    names = list(splits["train"].features[label_col].feature.names)
+    out = {role: LabeledSet(labels=multi_hot([[names[v] for v in row if 0 <= v < len(names)]
+                                              for row in d.data.column(label_col).to_pylist()], names),
+                            paths=_rows(d, image_col, source)) for role, d in splits.items()}
+    return DataSpec(name=Path(source.rstrip("/")).name or source, classes=names, train=out["train"],
+                    val=out.get("val"), test=out.get("test"),
+                    notes=[f"{source}: multi-label, {len(names)} labels from the list column {label_col}"])
 
 
 def _arrow_files(ds, source: str) -> list[str]:
@@ -150,6 +168,11 @@ def load_hf(source: str, data_root: str = "~/.cache/convclass", options: DataOpt
     image_col = _column(features, options.hf_image_column, "Image", IMAGE_NAMES, "image", source)
     label_col = _column(features, options.hf_label_column, "ClassLabel", LABEL_NAMES, "label", source)
     _check_columns(features, image_col, label_col, source)
+    if _label_list(features[label_col]):
+        if options.task == "single":
+            raise ConvclassError(f"{source}: column {label_col} holds a list of labels per image; drop --task "
+                                 "single (it trains multi-label) or choose another with --hf-label-column")
+        return _multilabel(splits, image_col, label_col, source)
     names = getattr(features[label_col], "names", None)
     notes: list[str] = []
     raw = {role: _labels(d, label_col) for role, d in splits.items()}

@@ -3,6 +3,7 @@ hooks' on_epoch_start, on_step_end and on_train_epoch_end. While the whole backb
 features, computed once (frozen.py), and the step trains the head on them."""
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -13,6 +14,7 @@ from ..data.loader import auto_workers
 from ..data.shards import shard_plan
 from ..data.stream import StreamImages, train_batches
 from . import finetune, frozen
+from ..runtime import release_free_memory
 from .core import Hook, TrainState, call
 from .distributed import all_reduce_sum, quiet_ddp_warnings, shard, wrap_ddp
 from .losses import batch_hits
@@ -62,6 +64,20 @@ def _image_batches(state: TrainState, batches: list[torch.Tensor], rng: torch.Ge
         yield yb, xb, target
 
 
+# TrainState -> (training input size, end to end?) of its last epoch: a change is a new working set
+_PHASE: weakref.WeakKeyDictionary[TrainState, tuple] = weakref.WeakKeyDictionary()
+
+
+def _new_phase(state: TrainState, end_to_end: bool) -> None:
+    """Give the heap's free pages back when the working set changes shape (runtime.release_free_memory): the
+    backbone unfreezing, or a new progressive size."""
+    size = state.augment.size(state.epoch) if hasattr(state.augment, "size") else None
+    phase = (size, end_to_end)
+    if _PHASE.get(state, phase) != phase:
+        release_free_memory()
+    _PHASE[state] = phase
+
+
 def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
     takes its 1/world share of each, so the global batch is the same whatever the process count."""
@@ -69,6 +85,7 @@ def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     finetune.set_stage(state.model, cfg, state.epoch, state.log)
     net = finetune.training_view(wrap_ddp(state.model, ctx, device), data, cfg)  # frozen parts stay in eval
     cached = frozen.cached_features(state)
+    _new_phase(state, cached is None)
     order = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))
     # Augmentation, mixup/cutmix and dropout draw from one stream, seeded per epoch and rank: on the CPU, the numbers
     # of the code before augmentations took a generator. TODO: a generator of their own, once results may change

@@ -126,3 +126,15 @@ def test_tune_maximises_validation_map_of_multilabel_runs(tmp_path, ml_csv):
              data_root=str(tmp_path / "cache"))
     run = next((tmp_path / "runs").glob("tune-*/trial-0000"))
     assert r.best_value == pytest.approx(load_checkpoint(run / "best.pt")["metrics"]["val_map"])
+
+
+@pytest.mark.timeout(400)
+def test_ddp_validation_map_covers_the_whole_split(tmp_path, ml_csv):
+    """Two gloo ranks each score half the validation split; the mAP they report is the whole split's."""
+    from convclass.evaluation import evaluate
+    from test_distributed import _train_two_ranks
+    two = _train_two_ranks(tmp_path, "--data", ml_csv, "--model", "shallow", "--epochs", "1", "--threads", "1",
+                           "--batch-size", "16", "--no-report", "--quiet", "--data-root", tmp_path / "cache")
+    reported = load_checkpoint(two / "last.pt")["metrics"]["val_map"]
+    m = evaluate(two / "last.pt", split="val", output=two / "eval-val", device="cpu")
+    assert m["n"] >= 4 and reported == pytest.approx(m["map"], abs=1e-6)

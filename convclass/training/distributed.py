@@ -141,7 +141,8 @@ def validate_sharded(model, split, mean, std, device, batch_size: int, ctx: Dist
     from ..inference import predict_logits
     import torch.nn.functional as F
     mine = slice(ctx.rank, None, ctx.world)
-    x = split.x.take(mine) if hasattr(split.x, "take") else split.x[mine]  # a streamed split stays undecoded
+    # a streamed split stays undecoded (StreamImages.take); a tensor has a .take too, of another meaning
+    x = split.x[mine] if isinstance(split.x, torch.Tensor) else split.x.take(mine)
     y = split.y[mine]
     logits = predict_logits(model, x, mean, std, device, batch_size, precision)
     if y.dim() == 2:  # multi-label: mAP needs every image's scores, not sums, so each rank gathers them all

@@ -129,7 +129,8 @@ def test_bf16_run_computes_in_bf16_and_keeps_fp32(flags, tiny_folder, tmp_path, 
         assert floats and {t.dtype for _, t in floats} == {torch.float32}, name
         keys = {k for k, _ in floats}
         assert any(k.endswith("running_mean") for k in keys) and any(k.endswith("running_var") for k in keys)
-        assert any(k.startswith("optimizer") for k in keys)  # SGD momentum buffers: fp32 too
+        if name == "last.pt":  # best.pt keeps the model only; the optimizer travels in last.pt for --resume
+            assert any(k.startswith("optimizer") for k in keys)  # SGD momentum buffers: fp32 too
 
 
 def _float_tensors(obj, path: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -192,7 +193,7 @@ def test_predict_and_evaluate_take_precision(cli, trained_run, rgb_folder, tmp_p
               "--output", tmp_path / "p.json")
     assert res.rc == 0, res
     from convclass.export import load_predictor
-    with pytest.raises(ConvclassError, match="ONNX and TorchScript models run as they were exported"):
+    with pytest.raises(ConvclassError, match="exported models .* run as they were exported"):
         load_predictor(tmp_path / "m.onnx", precision="bf16")
     ev = importlib.import_module("convclass.evaluation.evaluate")  # the module, not the function it exports
     asked = []

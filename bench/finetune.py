@@ -188,7 +188,8 @@ def run_arm(arm: str, args) -> dict:
         cpu_curve.append((curve[-1][0], peak.cpu(), curve[-1][2]))
         # as it happens: a long arm shows progress, and a run cut short still leaves its curve in the log
         print(f"  {arm} epoch {curve[-1][0]}: val {curve[-1][2]:.2%} at {now:.0f} s wall, "
-              f"{cpu_curve[-1][1]:.0f} s CPU (load {os.getloadavg()[0]:.1f})", flush=True)
+              f"{cpu_curve[-1][1]:.0f} s CPU, peak RSS so far {peak.main / 2**30:.2f} GB "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
     cpu = peak.cpu()
     _, status, usage = os.wait4(proc.pid, 0)  # the exact CPU total, children the arm waited for included
     rc = proc.returncode = os.waitstatus_to_exitcode(status)

@@ -128,7 +128,8 @@ def test_tune_maximises_validation_map_of_multilabel_runs(tmp_path, ml_csv):
     assert r.best_value == pytest.approx(load_checkpoint(run / "best.pt")["metrics"]["val_map"])
 
 
-@pytest.mark.slow  # two torchrun ranks: ~1 min on a loaded 2-core machine; once failed inside the full file, unexplained
+# two torchrun ranks: ~1 min on a loaded 2-core machine; failed once inside the full file, passes alone (unexplained)
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_ddp_validation_map_covers_the_whole_split(tmp_path, ml_csv):
     """Two gloo ranks each score half the validation split; the mAP they report is the whole split's."""

@@ -174,6 +174,12 @@ LIES = {  # name: (metadata changes, words the error must contain)
     "format missing": ({"format": None}, "no format tag"),
     "format newer": ({"format": "convclass-export-v2"}, "newer convclass"),
     "format foreign": ({"format": "convclass-checkpoint-v1"}, "format tag"),
+    "task unknown": ({"task": "regression"}, "task"),
+    "thresholds NaN": ({"task": "multi", "thresholds": [float("nan"), 0.5, 0.5]}, "thresholds"),
+    "thresholds short": ({"task": "multi", "thresholds": [0.5]}, "thresholds"),
+    "thresholds text": ({"task": "multi", "thresholds": "0.5"}, "thresholds"),
+    "thresholds huge list": ({"task": "multi", "thresholds": [0.5] * 10 ** 5}, "thresholds"),
+    "threshold above 1": ({"task": "multi", "thresholds": [0.5, 7, 0.5]}, "thresholds"),
 }
 
 

@@ -1,5 +1,6 @@
-"""Hostile multi-label inputs: an export whose task or thresholds lie, and a CSV naming more labels than any model
-may have, are each refused in one line, in bounded time, before anything is allocated for them."""
+"""Hostile multi-label inputs: a CSV naming more labels than any model may have is refused in one line, in bounded
+time, before anything is allocated for it; an honest multi-label export still answers. (Exports whose task or
+thresholds lie are cases of test_model_files.LIES.)"""
 from __future__ import annotations
 
 import time
@@ -10,27 +11,6 @@ from PIL import Image
 
 from attacks.test_model_files import META, _onnx
 from conftest import assert_one_line_error
-from convclass.errors import ConvclassError
-
-LIES = {"task unknown": ({"task": "regression"}, "task"),
-        "thresholds NaN": ({"task": "multi", "thresholds": [float("nan"), 0.5, 0.5]}, "thresholds"),
-        "thresholds short": ({"task": "multi", "thresholds": [0.5]}, "thresholds"),
-        "thresholds text": ({"task": "multi", "thresholds": "0.5"}, "thresholds"),
-        "thresholds huge list": ({"task": "multi", "thresholds": [0.5] * 10 ** 5}, "thresholds"),
-        "threshold above 1": ({"task": "multi", "thresholds": [0.5, 7, 0.5]}, "thresholds")}
-
-
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("lie", list(LIES))
-def test_lying_task_or_thresholds_are_refused(tmp_path, lie):
-    from convclass.export import load_predictor
-    change, needle = LIES[lie]
-    path = _onnx(tmp_path / "lie.onnx", {**META, **change})
-    t0 = time.perf_counter()
-    with pytest.raises(ConvclassError) as e:
-        load_predictor(path)
-    assert time.perf_counter() - t0 < 10
-    assert needle in str(e.value) and "refusing" in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.timeout(60)

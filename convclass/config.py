@@ -23,7 +23,7 @@ from .safeio import Refused, read_regular
 
 __all__ = ["TrainConfig", "option", "load_config", "read_yaml", "save_config", "resume_overrides", "check_values",
            "flag_name", "SAFE_ON_RESUME", "Optimizer", "Schedule", "Augment", "Tta", "Balance", "Freeze", "Device",
-           "Recipe", "Precision", "Track"]
+           "Recipe", "Precision", "Track", "LossName"]
 
 # The choices. The code that implements each (training/optim.py OPTIMIZERS, schedule.py SCHEDULES, data/augment.py
 # AUGMENTATIONS, tta.py TTA_MODES, finetune.py FREEZE, recipes.py RECIPES) is held to these by tests/test_config.py.
@@ -39,6 +39,7 @@ Recipe = Literal["fast", "fast-sgd", "finetune", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Task = Literal["auto", "single", "multi"]
 Track = Literal["none", "mlflow"]
+LossName = Literal["auto", "asl"]  # training/losses.py LOSSES
 
 MAX_YAML_BYTES = 2**20  # a full config is ~2 KB; a tuning space file a few KB
 
@@ -177,6 +178,14 @@ class TrainConfig:
                                   metavar="EPOCHS")
     label_smoothing: float = option(0.0, "weight of the uniform distribution mixed into each one-hot label",
                                     range=(0, 1), metavar="EPS")
+    loss: LossName = option("auto", "auto: cross-entropy, or binary cross-entropy per label for multi-label data; "
+                                    "asl: asymmetric loss for multi-label data (easy negatives down-weighted)")
+    asl_gamma_neg: float = option(4.0, "--loss asl: focusing exponent of the negatives", range=(0, 20),
+                                  metavar="GAMMA")
+    asl_gamma_pos: float = option(0.0, "--loss asl: focusing exponent of the positives", range=(0, 20),
+                                  metavar="GAMMA")
+    asl_clip: float = option(0.05, "--loss asl: probability margin; a negative below it costs nothing",
+                             range=(0, 1), exclusive="hi", metavar="MARGIN")
     lookahead: bool = option(False, "airbench's lookahead: every 5 steps pull the weights toward a slow average "
                                     "that tightens as training ends (--no-lookahead turns a recipe's off)")
     ema: float | None = option(help="validate and keep (best.pt) an exponential moving average of the weights, "
@@ -244,6 +253,8 @@ class TrainConfig:
         if values["group_by"] is not None:
             from .data.groups import compile_group_pattern  # a bad pattern fails here, before any data is read
             compile_group_pattern(values["group_by"])
+        if values["loss"] == "asl" and values["task"] == "single":
+            raise ConvclassError("--loss asl is for multi-label data; drop it with --task single")
         if values["pretrained"] and values["channels"] == 1:
             raise ConvclassError("--pretrained ImageNet weights need 3 channels; drop --channels 1 (grey images "
                                  "are repeated to RGB)")

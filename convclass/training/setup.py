@@ -23,7 +23,7 @@ from . import finetune
 from .core import TrainState
 from .distributed import DistContext, init_distributed
 from .epoch import batches_per_epoch
-from .losses import loss_weights, sample_weights as image_weights
+from .losses import asl_settings, loss_weights, sample_weights as image_weights
 from .optim import build_optimizer
 from .recipes import recipe_line, training_sizes, with_recipe
 from .runs import finished
@@ -146,6 +146,7 @@ def build_state(cfg: TrainConfig, data: PreparedData, model: nn.Module, arch_arg
     scheduler, when = build_scheduler(opt, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps, lr=cfg.lr,
                                       step_size=cfg.step_size, milestones=cfg.milestones, gamma=cfg.gamma,
                                       warmup_epochs=cfg.warmup_epochs)
+    asl_settings(cfg, data.task)  # --loss asl on single-label data: refused before the model trains
     class_weights = sample_weights = None
     if cfg.balance == "loss":  # multi-label: BCE's per-label pos_weight
         class_weights = loss_weights(data.train.y, len(data.classes)).to(device)

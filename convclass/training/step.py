@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..precision import autocast
-from .losses import Loss, loss_function
+from .losses import Loss, asl_settings, loss_function
 
 if TYPE_CHECKING:
     from .core import TrainState
@@ -62,7 +62,8 @@ def optimizer_step(state: TrainState, net: nn.Module, xb: torch.Tensor, target: 
     """One update of state.model (through `net`, its training view) on a normalised batch; (loss, logits)."""
     cfg, opt, scaler = state.cfg, state.optimizer, state.scaler
     opt.zero_grad(set_to_none=True)
-    loss_fn = loss_function(state.data.task == "multi", state.class_weights, cfg.label_smoothing)
+    loss_fn = loss_function(state.data.task == "multi", state.class_weights, cfg.label_smoothing,
+                            asl_settings(cfg, state.data.task))
     loss, logits = forward_backward(net, xb, target, micro_batch=cfg.micro_batch, scaler=scaler, loss_fn=loss_fn,
                                     precision=state.precision,
                                     where=f"epoch {state.epoch + 1}, step {state.batch + 1}")

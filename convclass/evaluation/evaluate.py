@@ -19,6 +19,7 @@ from ..progress import Bar, chunks, interactive
 from .external import class_index, is_training_data, load_external, shown_data, slug
 from .multilabel import format_multilabel_report, label_rows, write_label_files
 from .plots import plot_confusion_matrix
+from .table import PRF, metric_table
 
 __all__ = ["Scored", "eval_batch_size", "evaluate", "format_report", "score_checkpoint"]
 
@@ -144,11 +145,6 @@ def format_report(m: dict, max_classes: int = 50) -> str:
     for avg in ("macro", "weighted"):
         lines.append(f"  {avg + ' precision / recall / F1':<33} {m[f'precision_{avg}']:.4f} / "
                      f"{m[f'recall_{avg}']:.4f} / {m[f'f1_{avg}']:.4f}")
-    width = max(8, min(24, max(len(str(r['class'])) for r in m["per_class"])))
-    lines.append(f"  {'class':<{width}} precision  recall      f1  support")
-    for r in m["per_class"][:max_classes]:
-        lines.append(f"  {str(r['class'])[:width]:<{width}} {r['precision']:9.4f} {r['recall']:7.4f} {r['f1']:7.4f} "
-                     f"{r['support']:8d}")
-    if len(m["per_class"]) > max_classes:
-        lines.append(f"  ... {len(m['per_class']) - max_classes} more classes in per_class.csv")
+    lines += metric_table(m["per_class"], "class", PRF + [("support", "support", 8, None)], max_classes,
+                          "per_class.csv")
     return "\n".join(lines)

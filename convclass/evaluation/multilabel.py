@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvclassError, printable
+from .table import PRF, metric_table
 
 __all__ = ["LABEL_COLUMNS", "format_multilabel_report", "label_rows", "write_label_files"]
 
@@ -44,12 +45,6 @@ def format_multilabel_report(m: dict, max_labels: int = 50) -> str:
     for avg in ("macro", "micro"):
         lines.append(f"  precision/recall/F1 ({avg}) {m[f'precision_{avg}']:.4f} / {m[f'recall_{avg}']:.4f} / "
                      f"{m[f'f1_{avg}']:.4f}")
-    width = max(8, min(24, max(len(str(r["label"])) for r in m["per_label"])))
-    lines.append(f"  {'label':<{width}} precision  recall      f1      AP  support  threshold")
-    for r in m["per_label"][:max_labels]:
-        ap = f"{r['ap']:7.4f}" if r["ap"] is not None else "      -"
-        lines.append(f"  {printable(str(r['label']))[:width]:<{width}} {r['precision']:9.4f} {r['recall']:7.4f} "
-                     f"{r['f1']:7.4f} {ap} {r['support']:8d} {r['threshold']:10.3f}")
-    if len(m["per_label"]) > max_labels:
-        lines.append(f"  ... {len(m['per_label']) - max_labels} more labels in per_label.csv")
+    columns = PRF + [("ap", "AP", 7, 4), ("support", "support", 8, None), ("threshold", "threshold", 10, 3)]
+    lines += metric_table(m["per_label"], "label", columns, max_labels, "per_label.csv")
     return "\n".join(lines)

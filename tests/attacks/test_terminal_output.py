@@ -29,3 +29,16 @@ def test_predict_escapes_control_characters_in_file_names(cli, trained_run, rgb_
 def test_errors_print_one_line_whatever_the_name(cli, tmp_path):
     r = cli("predict", tmp_path / f"run{ESC}[31m\nerror: fake", "x.png")
     assert r.rc == 2 and ESC not in r.err and len(r.err.strip().splitlines()) == 1, r
+
+
+@pytest.mark.parametrize("task", ["single", "multi"])
+def test_evaluate_tables_escape_class_names(task):
+    from convclass.evaluation import format_report
+    rows = [{"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 5, "ap": 0.5, "threshold": 0.5,
+             "class" if task == "single" else "label": name} for name in (HOSTILE, "ok")]
+    scores = {f"{k}_{a}": 0.5 for k in ("precision", "recall", "f1") for a in ("macro", "weighted", "micro")}
+    m = {"split": "test", "n": 10, "accuracy": 0.5, "map": 0.5, "subset_accuracy": 0.5, "hamming_loss": 0.1,
+         "classes": [HOSTILE, "ok"], "task": task, "per_class" if task == "single" else "per_label": rows, **scores}
+    lines = format_report(m).splitlines()
+    assert ESC not in "".join(lines) and lines[-2].lstrip().startswith("red\\x1b[31m")  # one line per class
+    assert lines[-1].lstrip().startswith("ok ")

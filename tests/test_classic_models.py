@@ -6,13 +6,10 @@ shift). Keras' "Total params" adds its 2n moving mean/variance (non-trainable), 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from conftest import assert_one_line_error
-from convclass.config import load_config
 from convclass.errors import ConvclassError
 from convclass.models import count_parameters, create_model
 
@@ -104,15 +101,3 @@ def test_an_old_shallow_checkpoint_is_refused_in_one_line(tmp_path, cli, trained
     torch.save(ck, tmp_path / "old.pt")
     assert_one_line_error(cli("evaluate", tmp_path / "old.pt", "--device", "cpu"), "old.pt", "retrain")
 
-
-SEEDS = sorted((Path(__file__).resolve().parents[1] / "examples" / "seeds").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
-def test_seed_configs_are_valid_and_say_how_to_run_them(path):
-    """Each examples/seeds config loads as a training config and its header gives the published figure and the
-    command that runs it."""
-    cfg = load_config(path)
-    text = path.read_text()
-    assert cfg.model in {"shallow", "cnn3", "cnn5", "cnn6"} and "published" in text
-    assert f"--config examples/seeds/{path.name}" in text

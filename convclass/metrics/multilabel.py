@@ -14,9 +14,10 @@ from sklearn.metrics import (average_precision_score, hamming_loss, precision_re
                              precision_recall_fscore_support)
 
 from .. import checks
+from .calibration import calibration_bins, expected_calibration_error
 
-__all__ = ["DEFAULT_THRESHOLD", "checked_task", "labels_above", "mean_average_precision", "multilabel_metrics",
-           "predict_labels", "tune_thresholds"]
+__all__ = ["DEFAULT_THRESHOLD", "checked_task", "label_calibration", "label_errors", "labels_above",
+           "mean_average_precision", "multilabel_metrics", "predict_labels", "tune_thresholds"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -115,3 +116,22 @@ def multilabel_metrics(y_true, probs, classes: list[str], thresholds=None) -> di
                        "threshold": float(t[k])} for k, c in enumerate(classes)],
         "classes": list(classes), "thresholds": [float(v) for v in t],
     }
+
+
+def label_calibration(y_true, probs, n_bins: int = 10) -> list[dict]:
+    """Per label, how far its sigmoid probability is from the share of positives: {bins, ece} with calibration.py's
+    bins of p on [0, 1] ("confidence": mean p, "accuracy": share of positives in the bin) and their ECE.
+    calibration.py scores a top-1 class; with p as the only column that confidence is p itself, and a row is
+    "correct" (class 0) exactly when 1 - y is 0, a positive."""
+    y, p = _arrays(y_true, probs)
+    return [{"bins": calibration_bins(1 - y[:, k], p[:, k:k + 1], n_bins),
+             "ece": expected_calibration_error(1 - y[:, k], p[:, k:k + 1], n_bins)} for k in range(y.shape[1])]
+
+
+def label_errors(y_true, probs, thresholds, k: int, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(false positives, false negatives) of label k at its threshold, at most n row indices each, the most
+    confident first: the highest probabilities of images without the label, the lowest of images with it."""
+    y, p = _arrays(y_true, probs)
+    pred = predict_labels(p[:, k], np.asarray(thresholds, dtype=np.float64)[k])
+    fp, fn = np.flatnonzero((pred == 1) & (y[:, k] == 0)), np.flatnonzero((pred == 0) & (y[:, k] == 1))
+    return fp[np.argsort(-p[fp, k], kind="stable")][:n], fn[np.argsort(p[fn, k], kind="stable")][:n]

@@ -7,7 +7,22 @@ import numpy as np
 
 from ..plotting import plot_image_grid, short
 
-__all__ = ["confident_indices", "plot_prediction_grid"]
+__all__ = ["confident_indices", "images_at", "plot_prediction_grid"]
+
+
+def images_at(idx, images=None, paths: list[str] | None = None, n: int = 0) -> dict | None:
+    """{index: image} of the selected rows of a split of n: from `images` (the split in memory) or decoded from
+    the stored paths; None when neither is there or a file has moved or gone. A dict stands in for the whole
+    split, so only the few images shown are read."""
+    if images is not None:
+        return {int(i): images[int(i)] for i in idx}
+    if not paths or len(paths) != n:
+        return None
+    from ..data.images import BrokenImage, decode_file
+    try:
+        return {int(i): decode_file(paths[int(i)], None) for i in idx}
+    except (BrokenImage, OSError):
+        return None
 
 
 def confident_indices(y_true, probs, correct: bool, n: int = 24) -> np.ndarray:

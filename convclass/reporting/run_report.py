@@ -64,34 +64,13 @@ def read_history(folder: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _images_from_paths(paths: list[str]) -> list[np.ndarray] | None:
-    from ..data.images import BrokenImage, decode_file
-    out = []
-    for p in paths:
-        try:
-            img = decode_file(p, None)
-        except (BrokenImage, OSError):
-            return None
-        out.append(img)
-    return out
-
-
 def _draw_grids(fig_dir: Path, pred: dict, images) -> None:
-    from .grids import confident_indices, plot_prediction_grid
+    from .grids import confident_indices, images_at, plot_prediction_grid
     y, probs, classes = pred["y_true"], pred["probs"], display_names(pred)
     for correct, name in ((True, "confident_correct.png"), (False, "confident_wrong.png")):
-        idx = confident_indices(y, probs, correct)
-        if images is not None:
-            imgs = {int(i): images[int(i)] for i in idx}
-        elif pred["paths"] and len(pred["paths"]) == len(y):
-            loaded = _images_from_paths([pred["paths"][int(i)] for i in idx])
-            if loaded is None:
-                continue  # files moved or gone: keep the grid drawn at training time, if any
-            imgs = {int(i): a for i, a in zip(idx, loaded)}
-        else:
-            continue
-        # the grid reads only the selected images, so a dict {index: image} stands in for the whole split
-        plot_prediction_grid(imgs, y, probs, classes, fig_dir / name, correct=correct)
+        imgs = images_at(confident_indices(y, probs, correct), images, pred["paths"], len(y))
+        if imgs is not None:  # files moved or gone: keep the grid drawn at training time, if any
+            plot_prediction_grid(imgs, y, probs, classes, fig_dir / name, correct=correct)
 
 
 def draw_figures(folder: str | Path, images=None) -> dict:
@@ -128,6 +107,6 @@ def build_report(run_dir: str | Path, images=None) -> Path:
         raise ConvclassError(f"{folder} is not a folder; pass a run folder such as runs/digits-cnn3")
     if (folder / "predictions.npz").is_file() and load_predictions(folder)["y_true"].ndim == 2:
         from .multilabel import build_multilabel_report  # label rows: a report of its own
-        return build_multilabel_report(folder)
+        return build_multilabel_report(folder, images)
     summary = draw_figures(folder, images)
     return write_html(folder, summary)

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "examples" / "seeds"
 QUICK_IMAGES = 256
 TINY50 = "python examples/seeds/make_tiny50.py ~/data/tiny-imagenet-200"
+FLOWERS = "docs/datasets.md, Flowers-102 (GitHub 3ba2ii/Flower-Classifier)"
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,11 @@ EXPERIMENTS = {
                                               flags=("--optimizer", "adagrad")),
     "tinyimagenet50-cnn5-rmsprop": Experiment(**CNN5, published="compared with Adam's 62 %",
                                               flags=("--optimizer", "rmsprop", "--momentum", "0")),
-    "flowers102-resnet18": Experiment("flowers102-resnet18", "~/data/flowers102", "as measured (online weights)"),
+    "flowers102-resnet18": Experiment("flowers102-resnet18", "~/data/flowers102", "as measured (online weights)",
+                                      get=FLOWERS),
     "flowers102-resnet18-offline": Experiment("flowers102-resnet18", "~/data/flowers102",
                                               "as measured (Lite0's offline weights for ResNet-18's)",
-                                              flags=("--model", "efficientnet_lite0")),
+                                              flags=("--model", "efficientnet_lite0"), get=FLOWERS),
     "tinyimagenet-finetune-lite0": Experiment("tinyimagenet-finetune-lite0", "~/data/tiny200",
                                               "87 % (ConvNeXt; Lite0 here)",
                                               get=f"{TINY50} ~/data/tiny200 --classes 200 --cut ''"),
@@ -76,6 +78,12 @@ def missing_data(exp: Experiment, data: str) -> str | None:
     if Path(data).expanduser().exists():
         return None
     return f"{data} not found; put it in place first: {exp.get}"
+
+
+def data_here(exp: Experiment) -> str:
+    if "/" not in exp.data:
+        return f"built-in name ({exp.get})"
+    return "missing: " + exp.get if missing_data(exp, exp.data) else "yes"
 
 
 def results(run: Path, folds: int) -> tuple[str, dict]:
@@ -152,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the run folders go (default: runs/classics)")
     args, extra = ap.parse_known_args(argv)  # anything else goes to convclass, e.g. --threads 1 --workers 0
     if args.list:
-        print("| experiment | published | command |\n|---|---|---|")
+        print("| experiment | published | command | data here |\n|---|---|---|---|")
         for name, exp in EXPERIMENTS.items():
-            print(f"| {name} | {exp.published} | `{shell(exp.command())}` |")
+            print(f"| {name} | {exp.published} | `{shell(exp.command())}` | {data_here(exp)} |")
         return 0
     if args.name not in EXPERIMENTS:
         print(f"error: unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)} (--list shows "

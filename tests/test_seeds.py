@@ -160,6 +160,7 @@ def test_tiny50_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, case):
 def test_runner_lists_every_experiment_with_its_command(capsys):
     assert classics.main(["--list"]) == 0
     out = capsys.readouterr().out
+    assert out.startswith("| experiment | published | command | data here |")
     for name, exp in classics.EXPERIMENTS.items():
         assert f"| {name} | {exp.published} | `convclass " in out
     assert "--data ~/data/mnist`" in out  # typed as-is: the shell expands ~

@@ -188,3 +188,19 @@ def test_runner_quick_path_prints_a_marked_row(tmp_path, capsys, rgb_folder, nam
     assert f"--config examples/seeds/{name}.yaml --data {rgb_folder}" in last
     saved = json.loads(next(tmp_path.glob(f"{name}-*/classics.json")).read_text())
     assert saved["quick"] and 0 <= (saved["metrics"]["mean"] if extra else saved["metrics"])["accuracy"] <= 1
+
+
+@pytest.mark.timeout(300)
+def test_the_stand_in_folder_trains_with_its_seed(tmp_path, capsys):
+    """make_tiny50's symlinked folder runs through the 5-block CNN's row: every linked JPEG decodes, and the
+    Tiny-ImageNet val images are the test split."""
+    src, out = tmp_path / "src", tmp_path / "tiny50"
+    fake_tiny_imagenet(src, classes=4)
+    assert tiny50.main([str(src), str(out), "--classes", "3", "--cut", "4"]) == 0
+    rc = classics.main(["tinyimagenet50-cnn5-rmsprop", "--quick", "--data", str(out), "--runs-dir",
+                        str(tmp_path / "runs"), "--quiet", "--no-report", "--data-root", str(tmp_path / "cache")])
+    assert rc == 0 and "--optimizer rmsprop --momentum 0" in capsys.readouterr().out
+    saved = json.loads(next((tmp_path / "runs").glob("*/classics.json")).read_text())
+    assert saved["metrics"]["n"] == 9  # 3 val images for each of the 3 classes
+    cfg = load_config(next((tmp_path / "runs").glob("*/run")))
+    assert (cfg.model, cfg.optimizer, cfg.momentum, cfg.lr, cfg.img_size) == ("cnn5", "rmsprop", 0.0, 1e-4, 64)

@@ -24,7 +24,8 @@ from typing import NamedTuple
 from ..errors import ConvclassError
 from ..safeio import MAX_FILE_MB_ENV, Refused, max_file_bytes, open_regular, read_regular
 from .folder import match_splits, spec_from_classes, visible
-from .sources import DataSpec
+from .sources import DataOptions, DataSpec
+from .table import Files, read_table
 
 __all__ = ["SEP", "ARCHIVE_SUFFIXES", "MAX_MEMBERS", "is_archive", "scan_archive", "read_source", "sources",
            "member_stamp", "list_members"]
@@ -210,9 +211,10 @@ def _class_folders(tree: dict, prefix: str, archive: str, notes: list[str]) -> d
     return found
 
 
-def scan_archive(path: str | Path) -> DataSpec:
+def scan_archive(path: str | Path, options: DataOptions | None = None) -> DataSpec:
     """A .zip or .tar[.gz] of class folders, or of train/ val/ test/ split folders of class folders (the layout
-    rules of a folder, folder.py), read in place. A lone top folder (Kaggle's zips) is looked through."""
+    rules of a folder, folder.py), or of a CSV/TSV of image paths and labels with its images (table.py: single-
+    or multi-label), read in place. A lone top folder (Kaggle's zips) is looked through."""
     archive = str(Path(path).expanduser().resolve())
     listing = _listing(archive)
     tree: dict = {}
@@ -226,18 +228,59 @@ def scan_archive(path: str | Path) -> DataSpec:
                 node = node[p]
             node.setdefault(parts[-1], None)
     notes, prefix = list(listing.notes), ""
-    while True:  # a lone top folder that is no split: look through it
+    while True:  # a lone top folder that is no split and holds no table: look through it
         dirs = [k for k, v in tree.items() if v is not None]
-        if len(dirs) != 1 or match_splits(dirs):
+        tables = sorted(k for k, v in tree.items() if v is None and k.lower().endswith((".csv", ".tsv")))
+        if len(dirs) != 1 or match_splits(dirs) or tables:
             break
         tree, prefix = tree[dirs[0]], f"{prefix}{dirs[0]}/"
+    name = re.sub(r"\.(zip|tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$", "", Path(archive).name, flags=re.IGNORECASE)
+    if tables:
+        return _scan_table(archive, name, prefix, tables, listing, options or DataOptions())
     splits = match_splits([k for k, v in tree.items() if v is not None])
     if "train" in splits:
         found = {s: (d, _class_folders(tree[d], f"{prefix}{d}/", archive, notes)) for s, d in splits.items()}
     else:
         found = {"": ("", _class_folders(tree, prefix, archive, notes))}
-    name = re.sub(r"\.(zip|tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$", "", Path(archive).name, flags=re.IGNORECASE)
     return spec_from_classes(name, archive + (SEP + prefix.rstrip("/") if prefix else ""), found, notes)
+
+
+class _Members(Files):
+    """An archive's members seen as files below the archive's own path (ARCHIVE/images/0.png is the member
+    images/0.png), so the table's path arithmetic holds; a name with `..` or an absolute one finds nothing."""
+
+    def __init__(self, archive: str, listing: _Listing):
+        self.archive, self.members = archive, listing.members
+        self.dirs = {"/".join(m.split("/")[:i]) for m in self.members for i in range(m.count("/") + 1)}
+
+    def _name(self, path) -> str | None:
+        p = str(path)
+        return "" if p == self.archive else p[len(self.archive) + 1:] if p.startswith(self.archive + "/") else None
+
+    def read(self, path: Path) -> bytes:  # the table _scan_table found among the members
+        return read_source(f"{self.archive}{SEP}{self._name(path)}")
+
+    def is_dir(self, path) -> bool:
+        return self._name(path) in self.dirs
+
+    def is_file(self, path) -> bool:
+        return self._name(path) in self.members
+
+
+def _scan_table(archive: str, name: str, prefix: str, tables: list[str], listing: _Listing, options: DataOptions
+                ) -> DataSpec:
+    """The CSV/TSV at the top of an archive, its images found among the archive's members."""
+    # one table, or Kaggle's train.csv beside sample_submission.csv
+    table = next((t for t in tables if len(tables) == 1 or t.lower()[:-4] in ("labels", "train")), None)
+    if table is None:
+        raise ConvclassError(f"{archive} holds several tables ({', '.join(tables[:5])}) and none is named labels.csv "
+                             "or train.csv; keep only the one of image paths and labels in it")
+    inside = _Members(archive, listing)
+    spec = read_table(Path(archive) / f"{prefix}{table}", options, inside)
+    # every path names a member: one the table gives outside the archive names none, never a file outside
+    spec.train.paths = [f"{archive}{SEP}{inside._name(p) or p}" for p in spec.train.paths]
+    spec.name, spec.notes = name, listing.notes + spec.notes
+    return spec
 
 
 # --- reading --------------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def _find_spec(data: str, data_root: str, options: DataOptions) -> DataSpec:
     if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
         return scan_csv(p, options)
     if p.is_file() and is_archive(p):
-        return scan_archive(p)
+        return scan_archive(p, options)
     if p.is_dir():
         return scan_folder(p)
     key = data.lower().replace("_", "-")

@@ -2,7 +2,8 @@
 `convclass shard` writing them.
 
 A shard is a plain tar of samples, each a group of members sharing a key (`00000042.jpg` + `00000042.cls`): the
-image and its class index (a `.cls` holding the integer, or a `.json` holding it or {"label": N}). A small index,
+image and its class index (a `.cls` holding the integer, or a `.json` holding it or {"label": N}), or for
+multi-label data its labels (a `.json` holding {"labels": [K, ...]} or a bare list; [] for none). A small index,
 shards.json, beside the shards gives the class names and lists the shards of each split, so the val and test
 shards are found from the training pattern.
 
@@ -102,22 +103,29 @@ def _read_index(folder: Path) -> dict | None:
     return index
 
 
-def _label(raw: bytes, ext: str, where: str) -> int:
-    """The class index a .cls or .json member holds."""
+def _index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _label(raw: bytes, ext: str, where: str) -> int | list[int]:
+    """The class index a .cls or .json member holds, or the sorted label indices of a multi-label sample."""
     try:
         if len(raw) > MAX_LABEL_BYTES:
             raise ValueError(f"{len(raw):,} bytes")
         value = json.loads(raw) if ext == "json" else int(raw.decode("ascii").strip())
         if isinstance(value, dict):
-            value = value.get("label", value.get("cls"))
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            value = value.get("labels", value.get("label", value.get("cls")))
+        if isinstance(value, list) and all(map(_index, value)):
+            return sorted(set(value))
+        if not _index(value):
             raise ValueError(repr(value)[:40])
         return value
     except (ValueError, UnicodeDecodeError) as e:
-        raise ConvclassError(f"{where}: a label must be a class index (0, 1, ...), not {e}") from None
+        raise ConvclassError(f"{where}: a label must be a class index (0, 1, ...) or a list of them, not {e}") \
+            from None
 
 
-def _samples(shard: str, notes: list[str]) -> tuple[list[str], list[int]]:
+def _samples(shard: str, notes: list[str]) -> tuple[list[str], list]:
     """(image paths SHARD::MEMBER, labels) of one shard's samples, in the shard's order."""
     members, skipped = list_members(shard)
     notes += skipped
@@ -145,13 +153,24 @@ def _samples(shard: str, notes: list[str]) -> tuple[list[str], list[int]]:
     return [f"{shard}{SEP}{m}" for m in images], values
 
 
-def _split(shards: list[str], notes: list[str]) -> LabeledSet:
+def _split(shards: list[str], notes: list[str]) -> tuple[list[str], list]:
     paths, labels = [], []
     for shard in shards:
         p, y = _samples(shard, notes)
         paths += p
         labels += y
-    return LabeledSet(labels=np.asarray(labels, dtype=np.int64), paths=paths)
+    return paths, labels
+
+
+def _labeled(found: tuple[list[str], list], k: int) -> LabeledSet:
+    """Class indices (N,), or (N, K) 0/1 rows of the label lists of multi-label shards."""
+    paths, values = found
+    if values and isinstance(values[0], list):
+        rows = np.zeros((len(values), k), np.uint8)
+        for n, v in enumerate(values):
+            rows[n, v] = 1
+        return LabeledSet(labels=rows, paths=paths)
+    return LabeledSet(labels=np.asarray(values, dtype=np.int64), paths=paths)
 
 
 def scan_shards(data: str) -> DataSpec:
@@ -165,18 +184,24 @@ def scan_shards(data: str) -> DataSpec:
     else:
         train = expand_shards(data)
     notes: list[str] = []
-    spec = DataSpec(name=folder.name or "shards", classes=[], train=_split(train, notes), notes=notes)
-    if len(spec.train) == 0:
+    found = {"train": _split(train, notes)}
+    if not found["train"][0]:
         raise ConvclassError(f"--data {data}: the shards hold no samples with both an image and a .cls/.json label")
     splits = (index or {}).get("splits", {})
     for name in ("val", "test"):
         if splits.get(name):
-            setattr(spec, name, _split([str(folder / n) for n in splits[name]], notes))
-    top = max(int(s.labels.max(initial=-1)) for s in (spec.train, spec.val, spec.test) if s is not None)
+            found[name] = _split([str(folder / n) for n in splits[name]], notes)
+    values = [v for _, y in found.values() for v in y]
+    if len({isinstance(v, list) for v in values}) > 1:
+        raise ConvclassError(f"--data {data}: the shards mix class indices and label lists; write them again with "
+                             "`convclass shard`")
+    top = max(max(v, default=-1) if isinstance(v, list) else v for v in values)
     classes = index["classes"] if index else [str(c) for c in range(top + 1)]
-    if top >= len(classes):
+    if top >= len(classes) or not classes:
         raise ConvclassError(f"--data {data}: a label is {top} but {folder / INDEX} lists {len(classes)} classes")
-    spec.classes, spec.class_names = list(classes), (index or {}).get("class_names")
+    spec = DataSpec(name=folder.name or "shards", classes=list(classes), notes=notes,
+                    class_names=(index or {}).get("class_names"),
+                    **{name: _labeled(f, len(classes)) for name, f in found.items()})
     if index is None:
         notes.append(f"no {INDEX} beside the shards: classes are the label numbers 0..{top}")
     return spec
@@ -230,8 +255,6 @@ def write_shards(spec: DataSpec, out: str | Path, shard_size: int = 1000, seed: 
     import webdataset as wds
     if shard_size < 1:
         raise ConvclassError(f"--shard-size must be at least 1, not {shard_size}")
-    if any(s is not None and is_multilabel(s.labels) for s in (spec.train, spec.val, spec.test)):
-        raise ConvclassError("shards hold one class per image; multi-label data cannot be sharded yet")
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = {}, 0
@@ -245,7 +268,9 @@ def write_shards(spec: DataSpec, out: str | Path, shard_size: int = 1000, seed: 
                 if found is None:
                     skipped += 1
                     continue
-                sink.write({"__key__": f"{key:08d}", found[1]: found[0], "cls": str(int(s.labels[i])).encode()})
+                label = ({"json": json.dumps({"labels": np.flatnonzero(s.labels[i]).tolist()}).encode()}
+                         if is_multilabel(s.labels) else {"cls": str(int(s.labels[i])).encode()})
+                sink.write({"__key__": f"{key:08d}", found[1]: found[0], **label})
             count = sink.shard
         written[name] = [f"{name}-{k:04d}.tar" for k in range(count)]
     index = {"format": "convclass-shards", "version": 1, "classes": list(spec.classes),

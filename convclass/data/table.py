@@ -24,7 +24,7 @@ from ..safeio import Refused, read_regular
 from .multilabel import multi_hot, one_hot_columns, read_label_sets
 from .sources import DataOptions, DataSpec, LabeledSet
 
-__all__ = ["read_table", "PATH_NAMES", "LABEL_NAMES", "GROUP_NAMES"]
+__all__ = ["Files", "read_table", "PATH_NAMES", "LABEL_NAMES", "GROUP_NAMES"]
 
 # Header names, in order of preference (`image_path` over `id` when both are there); compared lower-case with
 # spaces and dashes as underscores, so `ClassId`, `Image ID` and `file-name` match.
@@ -49,9 +49,25 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
-def _text(path: Path) -> str:
+class Files:
+    """What reading a table looks at: the file system. archive.py answers the same for a table inside an archive."""
+
+    def read(self, path: Path) -> bytes:
+        return read_regular(path)
+
+    def exists(self, path: str) -> bool:
+        return self.is_file(Path(path)) or self.is_dir(Path(path))
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+
+def _text(path: Path, files: Files) -> str:
     try:
-        data = read_regular(path)
+        data = files.read(path)
     except Refused as e:
         raise ConvclassError(f"cannot read {path}: {e}") from None
     try:
@@ -117,13 +133,14 @@ def _column(spec, header: list[str] | None, ncols: int, flag: str, where: str) -
 class _Table:
     """The rows of one file and the columns picked for paths, labels and groups."""
 
-    def __init__(self, path: Path, rows: list[tuple[int, list[str]]], delimiter: str, opts: DataOptions):
+    def __init__(self, path: Path, rows: list[tuple[int, list[str]]], delimiter: str, opts: DataOptions,
+                 files: Files):
         self.path, self.delimiter, self.task = path, delimiter, opts.task or "auto"
         first = rows[0][1]
         given = {_norm(v) for v in (opts.path_column, opts.label_column, opts.group_column)
                  if isinstance(v, str) and not v.strip().isdigit()}
         known = set(PATH_NAMES) | set(LABEL_NAMES) | set(GROUP_NAMES) | given
-        self.header = first if {_norm(c) for c in first} & known and not (path.parent / first[0]).is_file() else None
+        self.header = first if {_norm(c) for c in first} & known and not files.is_file(path.parent / first[0]) else None
         self.body = rows[1:] if self.header else rows
         ncols = len(first)
         self.pcol = self._pick(opts.path_column, PATH_NAMES, "--path-column", ncols, 0)
@@ -202,7 +219,8 @@ def _join(root: Path, name: str, ext: str) -> str:
     return full + ext if ext and not name.lower().endswith(ext.lower()) else full
 
 
-def _image_folder(path: Path, names: list[str], opts: DataOptions) -> tuple[Path, str, int, list[Path]]:
+def _image_folder(path: Path, names: list[str], opts: DataOptions, files: Files
+                  ) -> tuple[Path, str, int, list[Path]]:
     """(root, extension to add, how many of the first PROBE_ROWS names it finds, the roots tried): the first pair
     that finds the
     most. Without --image-root the CSV's folder comes first, then <csv name>/, images/, train/, test/ and the like
@@ -211,19 +229,19 @@ def _image_folder(path: Path, names: list[str], opts: DataOptions) -> tuple[Path
     base = path.parent
     if opts.image_root is not None:
         roots = [Path(str(opts.image_root)).expanduser()]
-        if not roots[0].is_dir():
+        if not files.is_dir(roots[0]):
             raise ConvclassError(f"--image-root {opts.image_root} is not a folder")
     else:
         near = (path.stem, f"{path.stem}_images", "images", "train", "train_images", "test", "test_images")
         near = [v for d in near for v in (d, d.capitalize(), d.upper())]
-        roots = [base] + [base / d for d in dict.fromkeys(near) if (base / d).is_dir()]
+        roots = [base] + [base / d for d in dict.fromkeys(near) if files.is_dir(base / d)]
     ext = _extension(opts.image_ext)
     exts = (ext,) if ext else GUESS_EXTS
     probe = names[:PROBE_ROWS]
     best = (roots[0], exts[0], 0)
     for root in roots:
         for e in exts:
-            hits = sum(os.path.exists(_join(root, n, e)) for n in probe)
+            hits = sum(files.exists(_join(root, n, e)) for n in probe)
             if hits > best[2]:
                 best = (root, e, hits)
             if hits == len(probe):
@@ -231,19 +249,19 @@ def _image_folder(path: Path, names: list[str], opts: DataOptions) -> tuple[Path
     return (*best, roots)
 
 
-def read_table(path: Path, opts: DataOptions | None = None) -> DataSpec:
+def read_table(path: Path, opts: DataOptions | None = None, files: Files = Files()) -> DataSpec:
     """The labelled images a CSV/TSV lists (see the module docstring); all of them form the training split."""
     opts = opts or DataOptions()
-    text = _text(path)
+    text = _text(path, files)
     delimiter = _delimiter(text)
     rows = _rows(path, text, delimiter)
     if not rows:
         raise ConvclassError(f"{path} has no rows of image paths and labels")
-    table = _Table(path, rows, delimiter, opts)
+    table = _Table(path, rows, delimiter, opts, files)
     if not table.body:
         raise ConvclassError(f"{path} has a header ({', '.join(map(_short, table.header or []))}) but no rows")
     names, labels, groups = table.cells()
-    root, ext, hits, roots = _image_folder(path, names, opts)
+    root, ext, hits, roots = _image_folder(path, names, opts, files)
     if hits == 0:
         tried = "" if opts.image_ext else ", as written or with " + " ".join(e for e in GUESS_EXTS if e)
         raise table.error(table.body[0], f"none of the first {min(len(names), PROBE_ROWS)} images named in column "
@@ -251,7 +269,7 @@ def read_table(path: Path, opts: DataOptions | None = None) -> DataSpec:
                           flag="--image-root DIR (the folder holding them), --image-ext .EXT or --path-column")
     notes = []
     guessed = opts.path_column is None and opts.label_column is None
-    if guessed and table.header is None and not os.path.exists(_join(root, names[0], ext)) \
+    if guessed and table.header is None and not files.exists(_join(root, names[0], ext)) \
             and labels[0] not in labels[1:]:
         # a header of names we do not know (`photo,kind`): its "file" is missing and its "class" has no other row
         table.header, table.body = table.body[0][1], table.body[1:]

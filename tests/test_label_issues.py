@@ -129,7 +129,7 @@ def test_multilabel_rows_go_through_cleanlabs_multilabel_path(tmp_path):
     row = _rows(write_issues_csv(r, tmp_path / "issues.csv", ["a", "b", "c"], paths))[0]
     assert (row["given"], row["suggested"]) == ("a", "b|c")
     fixed = _rows(write_retrain_csvs(r, tmp_path, y, ["a", "b", "c"], paths)["relabelled"])
-    assert fixed[7]["label"] == "b|c" and fixed[8]["label"] == "|".join("abc"[j] for j in np.flatnonzero(y[8]))
+    assert fixed[7]["labels"] == "b|c" and fixed[8]["labels"] == "|".join("abc"[j] for j in np.flatnonzero(y[8]))
 
 
 def test_page_escapes_hostile_names_and_fetches_nothing(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..plotting import to_hwc
-from .label_issues import IssueReport, label_text
+from .label_issues import OVERLAP_COLUMNS, IssueReport, label_text
 
 __all__ = ["write_issues_page", "MAX_SHOWN", "THUMB"]
 
@@ -49,6 +49,20 @@ def _card(image, caption: list[str], title: str) -> str:
             f'<figcaption>{"<br>".join(caption)}</figcaption></figure>')
 
 
+def _shown(classes: list[str], label) -> str:
+    return html.escape(_short(label_text(classes, label), 30)) or "(none)"  # an empty multi-label set
+
+
+def _overlap_table(report: IssueReport) -> str:
+    e = html.escape
+    title, head = (("Labels most often wrong", ("label", "issue", "images", "share of images")) if report.multilabel
+                   else ("Overlapping classes", ("class", "class", "images", "probability")))
+    rows = "".join("<tr>" + "".join(f"<td>{o[c]:.4f}</td>" if isinstance(o[c], float) else f"<td>{e(str(o[c]))}</td>"
+                                    for c in OVERLAP_COLUMNS[report.multilabel]) + "</tr>"
+                   for o in report.overlap[:20])
+    return f"<h2>{title}</h2><table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"
+
+
 def write_issues_page(report: IssueReport, path: Path, images, classes: list[str], names: list[str],
                       summary: str = "") -> Path:
     """images: indexable (N, C, H, W) uint8; names: one display name per image (a file path or #INDEX)."""
@@ -58,19 +72,15 @@ def write_issues_page(report: IssueReport, path: Path, images, classes: list[str
              "every flagged image; train again on without_issues.csv or relabelled.csv.</p>"]
     parts += [f"<p>{e(n)}</p>" for n in report.notes]
     if report.overlap:
-        rows = "".join(f"<tr><td>{e(o['class_a'])}</td><td>{e(o['class_b'])}</td><td>{o['examples']}</td>"
-                       f"<td>{o['joint']:.4f}</td></tr>" for o in report.overlap[:20])
-        parts.append("<h2>Overlapping classes</h2><table><tr><th>class</th><th>class</th>"
-                     f"<th>images</th><th>probability</th></tr>{rows}</table>")
+        parts.append(_overlap_table(report))
     for kind, title in _TITLES.items():
         found = [i for i in report.issues if i.kind == kind]
         parts.append(f"<h2>{e(title)}: {len(found)}</h2>")
         cards = []
         for rank, i in enumerate(found[:MAX_SHOWN], 1):
-            cap = [f"#{rank} score {i.score:.3f}", f"given: <b>{e(_short(label_text(classes, i.given), 30))}</b>"]
+            cap = [f"#{rank} score {i.score:.3f}", f"given: <b>{_shown(classes, i.given)}</b>"]
             if i.suggested != i.given:
-                shown = e(_short(label_text(classes, i.suggested), 30))
-                cap.append(f'<span class="bad">suggested: <b>{shown}</b></span>')
+                cap.append(f'<span class="bad">suggested: <b>{_shown(classes, i.suggested)}</b></span>')
             if i.partner is not None:
                 cap.append(f"twin: {e(_short(names[i.partner]))}")
             cap.append(e(_short(names[i.index])))

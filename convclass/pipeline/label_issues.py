@@ -4,11 +4,11 @@ again on (the source folder is never touched).
 
 Each fold model embeds every pooled image (the input of its final linear layer, L2-normalised) and the K
 embeddings are concatenated: one space for all images, in which each image was held out by exactly one model.
-Fold models' spaces differ, so one fold's vectors are never compared with another's.
+Fold models' spaces differ, so one fold's vectors are never compared with another's. On multi-label data each
+image's suggested label set is cut at the per-label thresholds its own fold model tuned on validation.
 """
 from __future__ import annotations
 
-import csv
 import json
 import zipfile
 from pathlib import Path
@@ -16,12 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import checks
 from ..config import TrainConfig
 from ..data.prepare import PreparedData, TensorSplit
-from ..errors import ConvclassError
+from ..errors import ConvclassError, printable
 from ..inference import predict_logits
 from ..inspection.issues_page import write_issues_page
-from ..inspection.label_issues import IssueReport, find_issues, write_issues_csv, write_retrain_csvs
+from ..inspection.label_issues import IssueReport, find_issues, write_issues_csv, write_overlap_csv, \
+    write_retrain_csvs
+from ..metrics.multilabel import checked_task
 from ..models import model_from_checkpoint
 from ..safeio import Refused, read_regular
 from ..training import finetune
@@ -41,9 +44,10 @@ def _device(cfg: TrainConfig) -> torch.device:
 
 @torch.no_grad()
 def embed(run_dir: Path, data: PreparedData, x: torch.Tensor, device: torch.device,
-          batch_size: int = 256) -> np.ndarray:
-    """(N, D) float32: the input of the final linear layer of run_dir's best.pt for uint8 images x (N, C, H, W)."""
-    model, pre, _, _ = model_from_checkpoint(run_dir / "best.pt", device)
+          batch_size: int = 256) -> tuple[np.ndarray, dict]:
+    """(N, D) float32: the input of the final linear layer of run_dir's best.pt for uint8 images x (N, C, H, W);
+    and the checkpoint as loaded."""
+    model, pre, _, ckpt = model_from_checkpoint(run_dir / "best.pt", device)
     store: list[torch.Tensor] = []
     hook = model.classifier_layer().register_forward_hook(
         lambda _m, inp, _out: store.append(inp[0].detach().float().flatten(1).cpu()))
@@ -51,15 +55,22 @@ def embed(run_dir: Path, data: PreparedData, x: torch.Tensor, device: torch.devi
         predict_logits(finetune.input_view(model, data), x, pre.mean, pre.std, device, batch_size)
     finally:
         hook.remove()
-    return torch.cat(store).numpy() if store else np.zeros((0, 0), np.float32)
+    return (torch.cat(store).numpy() if store else np.zeros((0, 0), np.float32)), ckpt
 
 
-def _features(run_dirs: list[Path], data: PreparedData, pool: TensorSplit, cfg: TrainConfig) -> np.ndarray:
-    parts = []
+def _fold_outputs(run_dirs: list[Path], data: PreparedData, pool: TensorSplit, cfg: TrainConfig
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The fold models' concatenated embeddings (N, sum of D) and their multi-label thresholds (folds, K), 0.5
+    where a fold has none (single-label data)."""
+    parts, cuts = [], []
     for run in run_dirs:
-        f = embed(run, data, pool.x, _device(cfg), cfg.eval_batch_size or 256)
+        f, ckpt = embed(run, data, pool.x, _device(cfg), cfg.eval_batch_size or 256)
         parts.append(f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12))
-    return np.concatenate(parts, axis=1)
+        try:  # a threshold decides every suggested label set: a file from outside is checked
+            cuts.append(checked_task(ckpt.get("task"), ckpt.get("thresholds"), len(data.classes))[1] or 0.5)
+        except checks.Invalid as e:
+            raise checks.refusal(e, run / "best.pt", "checkpoint", "run label-issues with --folds instead") from None
+    return np.concatenate(parts, axis=1), np.asarray(np.broadcast_arrays(*cuts) if cuts else [], np.float64)
 
 
 def _from_cv(cv_dir: Path) -> tuple[TrainConfig, list[Path]]:
@@ -99,20 +110,21 @@ def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # a damaged or hand-made oof.npz
         raise ConvclassError(f"{cv_dir}/oof.npz is not readable ({type(e).__name__}); run label-issues with "
                              "--folds instead") from None
-    y = pool.y.numpy()
+    y = pool.y.numpy().astype(np.int64)  # multi-label: (N, K) 0/1 rows
     if len(oof["y"]) != len(y) or not np.array_equal(oof["y"], y) or oof["classes"] != list(data.classes):
         raise ConvclassError(f"the images of {cfg.data} are not the ones {cv_dir} cross-validated (changed since?); "
                              "run label-issues with --folds instead")
     if not cfg.quiet:
         print(f"embedding {len(y)} images with {len(run_dirs)} fold models", flush=True)
-    report = find_issues(y, oof["probs"], _features(run_dirs, data, pool, cfg), data.classes)
+    fold = oof["fold"]  # which fold model held each image out; indexes that model's thresholds
+    if fold.shape != (len(y),) or fold.dtype.kind not in "iu" or not 0 <= fold.min() <= fold.max() < len(run_dirs):
+        raise ConvclassError(f"{cv_dir}/oof.npz names folds that {cv_dir}/cv.json does not; run label-issues with "
+                             "--folds instead")
+    features, cuts = _fold_outputs(run_dirs, data, pool, cfg)
+    report = find_issues(y, oof["probs"], features, data.classes, thresholds=cuts[fold] if y.ndim == 2 else None)
     names = [str(p) for p in pool.paths] if pool.paths else [f"#{i}" for i in range(len(y))]
-    out = {"csv": write_issues_csv(report, cv_dir / "label_issues.csv", data.classes, pool.paths)}
-    out["overlap"] = cv_dir / "class_overlap.csv"
-    with open(out["overlap"], "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["class_a", "class_b", "examples", "joint"])
-        w.writerows([o["class_a"], o["class_b"], o["examples"], f"{o['joint']:.6f}"] for o in report.overlap)
+    out = {"csv": write_issues_csv(report, cv_dir / "label_issues.csv", data.classes, pool.paths),
+           "overlap": write_overlap_csv(report, cv_dir / "class_overlap.csv")}
     summary = (f"{len(y)} images of {data.name}, out-of-fold probabilities from {len(run_dirs)}-fold "
                f"cross-validation of {cfg.model}; " + ", ".join(f"{v} {k}" for k, v in report.counts().items()))
     out["html"] = write_issues_page(report, cv_dir / "label_issues.html", pool.x, data.classes, names, summary)
@@ -125,10 +137,16 @@ def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from
 
 def format_label_issues(r: dict) -> str:
     rep: IssueReport = r["report"]
-    lines = [r["summary"]]
-    lines += [f"  overlap: {o['class_a']} / {o['class_b']}: {o['examples']} images" for o in rep.overlap[:5]]
+    lines = [printable(r["summary"])]
+    if rep.multilabel:
+        lines += [f"  label {printable(o['label'])}: {o['issue']} in {o['examples']} image(s)"
+                  for o in rep.overlap[:5]]
+    else:
+        lines += [f"  overlap: {printable(o['class_a'])} / {printable(o['class_b'])}: {o['examples']} images"
+                  for o in rep.overlap[:5]]
     lines += [f"note: {n}" for n in rep.notes]
     lines += [f"{k}: {p}" for k, p in r["paths"].items()]
     if "without_issues" in r["paths"]:
-        lines.append(f"train again without them: convclass train --data {r['paths']['without_issues']} ...")
+        task = " --task multi" if rep.multilabel else ""
+        lines.append(f"train again without them: convclass train --data {r['paths']['without_issues']}{task} ...")
     return "\n".join(lines)

@@ -34,6 +34,9 @@ def test_label_errors_are_the_most_confident_first():
     assert fp.tolist() == [1, 0] and fn.tolist() == [4, 5]
     fp, fn = label_errors(y, p, [0.25], 0, n=2)  # the threshold decides what is an error
     assert fp.tolist() == [1, 0] and fn.tolist() == [4]
+    m = {"thresholds": [0.5], "classes": ["red"]}
+    note = report._error_grid(y, y * 0.9, m, None, [], Path("unused.png"))  # every image right
+    assert "No label is wrong" in note and not Path("unused.png").exists()
 
 
 def _eval_folder(tmp_path):

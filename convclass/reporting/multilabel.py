@@ -81,26 +81,30 @@ def _reliability(cal: list[dict], classes: list[str], path: Path) -> Path:
     return save(fig, path)
 
 
-def _error_grid(y: np.ndarray, probs: np.ndarray, m: dict, images, paths, path: Path) -> Path | None:
-    """Rows of the most confident false positives and false negatives of the labels with the most errors, each
-    image captioned with the label's probability and the labels it truly holds; None when no image is at hand."""
+def _error_grid(y: np.ndarray, probs: np.ndarray, m: dict, images, paths, path: Path) -> str:
+    """HTML: rows of the most confident false positives and false negatives of the labels with the most errors,
+    each image captioned with the label's probability and the labels it truly holds; or a note why there are none."""
     pred = predict_labels(probs, m["thresholds"])
     errors = (pred != y).sum(0)
     worst = [int(k) for k in np.argsort(-errors, kind="stable")[:ERROR_LABELS] if errors[k]]
     picked = [(k, what, idx) for k in worst
               for what, idx in zip(("false +", "false -"), label_errors(y, probs, m["thresholds"], k, ERROR_IMAGES))]
     rows = [(k, what, idx) for k, what, idx in picked if len(idx)]
-    imgs = images_at(np.concatenate([idx for *_, idx in rows]), images, paths, len(y)) if rows else {}
+    if not rows:
+        return '<p class="note">No label is wrong on any image of this split.</p>'
+    imgs = images_at(np.concatenate([idx for *_, idx in rows]), images, paths, len(y))
     if imgs is None:
-        return None
+        return ('<p class="note">The images are not at hand (their files moved or the data was not read from files), '
+                "so no error grid is drawn.</p>")
     classes = m["classes"]
     truth = ["|".join(short(classes[j], 8) for j in np.flatnonzero(row)) or "(none)" for row in y]
-    return plot_mosaic([[imgs[int(i)] for i in idx] for *_, idx in rows], path,
+    grid = plot_mosaic([[imgs[int(i)] for i in idx] for *_, idx in rows], path,
                        "most confident errors per label",
                        captions=[[f"p = {probs[i, k]:.2f}\ntrue: {short(truth[i], 16)}" for i in idx]
                                  for k, _, idx in rows],
                        row_labels=[f"{short(classes[k], 12)}: {what}" for k, what, _ in rows],
                        colors=[["darkred"] * len(idx) for *_, idx in rows], side=72, caption_lines=2)
+    return img_tag(grid, "most confident errors per label")
 
 
 def build_multilabel_report(folder: str | Path, images=None) -> Path:
@@ -120,7 +124,7 @@ def build_multilabel_report(folder: str | Path, images=None) -> Path:
     co = _cooccurrence(y, predict_labels(probs, m["thresholds"]), m["classes"], figs / "cooccurrence.png")
     cal = label_calibration(y, probs)
     rel = _reliability(cal, m["classes"], figs / "label_reliability.png")
-    grid = _error_grid(y, probs, m, images, paths, figs / "label_errors.png")
+    errors = _error_grid(y, probs, m, images, paths, figs / "label_errors.png")
     cards = "".join(f'<div class="card"><b>{m[k]:.3f}</b><span>{label}</span></div>' for k, label in SCORES)
     head = "".join(f"<th>{h}</th>" for h in ("label", "precision", "recall", "F1", "AP", "support", "threshold",
                                              "ECE"))
@@ -129,9 +133,6 @@ def build_multilabel_report(folder: str | Path, images=None) -> Path:
         f'</td><td>{r["f1"]:.3f}</td><td>{"-" if r["ap"] is None else format(r["ap"], ".3f")}</td>'
         f'<td>{r["support"]}</td><td>{r["threshold"]:.3f}</td><td>{c["ece"]:.3f}</td></tr>'
         for r, c in zip(m["per_label"], cal))
-    errors = (img_tag(grid, "most confident errors per label") if grid else
-              '<p class="note">The images are not at hand (their files moved or the data was not read from '
-              "files), so no error grid is drawn.</p>")
     title = f"{folder.name}: multi-label, {m['n']} images"
     body = (f'<div class="cards">{cards}</div><p class="note">A label is predicted at or above its threshold '
             f"(tuned on the validation split for F1).</p><h2>Per label</h2><table><tr>{head}</tr>{rows}</table>"

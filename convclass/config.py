@@ -255,6 +255,10 @@ class TrainConfig:
             compile_group_pattern(values["group_by"])
         if values["loss"] == "asl" and values["task"] == "single":
             raise ConvclassError("--loss asl is for multi-label data; drop it with --task single")
+        asl_set = [k for k in ("asl_gamma_neg", "asl_gamma_pos", "asl_clip") if values[k] != _FIELDS[k].default]
+        if asl_set and values["loss"] != "asl":  # silently unused settings would mislead the run's record
+            raise ConvclassError(f"--{asl_set[0].replace('_', '-')} applies only with --loss asl; add --loss asl "
+                                 "or drop it")
         if values["pretrained"] and values["channels"] == 1:
             raise ConvclassError("--pretrained ImageNet weights need 3 channels; drop --channels 1 (grey images "
                                  "are repeated to RGB)")

@@ -82,3 +82,11 @@ def test_a_multilabel_run_trains_with_asl_and_saves_its_settings(cli, tmp_path, 
     assert "test mAP" in res.out and seen and set(seen) == {(3.0, 0.0, 0.1)}
     saved = yaml.safe_load((tmp_path / "runs" / "asl" / "config.yaml").read_text())
     assert (saved["loss"], saved["asl_gamma_neg"], saved["asl_gamma_pos"], saved["asl_clip"]) == ("asl", 3, 0, 0.1)
+
+
+def test_asl_settings_without_loss_asl_are_refused():
+    from convclass.config import TrainConfig
+    from convclass.errors import ConvclassError
+    with pytest.raises(ConvclassError, match="--asl-clip applies only with --loss asl"):
+        TrainConfig(asl_clip=0.1).validate()
+    assert TrainConfig(loss="asl", asl_clip=0.1, task="multi").validate().asl_clip == 0.1

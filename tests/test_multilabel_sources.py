@@ -102,3 +102,13 @@ def test_multilabel_trains_from_an_archive_and_from_shards(cli, tmp_path, ml_dat
     assert res.rc == 0, res.err
     assert "WebDataset shards" in res.out and "test mAP" in res.out
     assert load_checkpoint(tmp_path / "runs" / "shards" / "best.pt")["classes"] == sorted(LABELS)
+
+
+def test_class_folders_beside_a_stray_table_stay_class_folders(tmp_path):
+    from synth import write_class_folders
+    root = tmp_path / "kaggle"
+    write_class_folders(root, per_class=3, classes=["cat", "dog"])
+    (root / "metadata.csv").write_text("source,licence\nweb,cc-by\n")  # not a table of image paths and labels
+    spec = find_data(str(_pack(tmp_path / "kaggle.zip", root)))
+    assert spec.classes == ["cat", "dog"] and len(spec.train.paths) == 6
+    assert any("metadata.csv" in n for n in spec.notes)

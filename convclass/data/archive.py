@@ -235,9 +235,12 @@ def scan_archive(path: str | Path, options: DataOptions | None = None) -> DataSp
             break
         tree, prefix = tree[dirs[0]], f"{prefix}{dirs[0]}/"
     name = re.sub(r"\.(zip|tar|tar\.gz|tgz|tar\.bz2|tar\.xz)$", "", Path(archive).name, flags=re.IGNORECASE)
-    if tables:
+    splits = match_splits(dirs)
+    # a table named labels/train.csv, or one beside at most one folder (its images), is the labels; class folders
+    if tables and (any(t.lower()[:-4] in ("labels", "train") for t in tables) or not splits and len(dirs) < 2):
         return _scan_table(archive, name, prefix, tables, listing, options or DataOptions())
-    splits = match_splits([k for k, v in tree.items() if v is not None])
+    if tables:  # with a stray metadata.csv stay class folders
+        notes.append(f"read the class folders, not {', '.join(tables[:3])} (a labels.csv would be read instead)")
     if "train" in splits:
         found = {s: (d, _class_folders(tree[d], f"{prefix}{d}/", archive, notes)) for s, d in splits.items()}
     else:
@@ -270,8 +273,7 @@ class _Members(Files):
 def _scan_table(archive: str, name: str, prefix: str, tables: list[str], listing: _Listing, options: DataOptions
                 ) -> DataSpec:
     """The CSV/TSV at the top of an archive, its images found among the archive's members."""
-    # one table, or Kaggle's train.csv beside sample_submission.csv
-    table = next((t for t in tables if len(tables) == 1 or t.lower()[:-4] in ("labels", "train")), None)
+    table = next((t for t in tables if len(tables) == 1 or t.lower()[:-4] in ("labels", "train")), None)  # Kaggle
     if table is None:
         raise ConvclassError(f"{archive} holds several tables ({', '.join(tables[:5])}) and none is named labels.csv "
                              "or train.csv; keep only the one of image paths and labels in it")

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["Refused", "max_file_bytes", "open_regular", "read_regular", "MAX_FILE_MB_ENV"]
+__all__ = ["Refused", "max_file_bytes", "open_regular", "read_regular", "spreadsheet_safe", "MAX_FILE_MB_ENV"]
 
 MAX_FILE_MB_ENV = "CONVCLASS_MAX_FILE_MB"
 _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -82,3 +82,14 @@ def read_regular(path: str | Path, limit: int | None = None) -> bytes:
         except OSError as e:
             raise Refused(f"unreadable ({e.strerror or e})") from None
     return b"".join(parts)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what Excel, LibreOffice and Google Sheets read as a formula
+
+
+def spreadsheet_safe(cell) -> str:
+    """A CSV cell from outside (a file path, a class name) that a spreadsheet shows as text instead of running:
+    one starting with = + - @ tab or CR (`=HYPERLINK(...)`, `=cmd|...`) gets a leading single quote, OWASP's
+    advice against CSV injection. Only for report CSVs people open; never for CSVs convclass reads back."""
+    text = str(cell)
+    return "'" + text if text.startswith(FORMULA_START) else text

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..safeio import spreadsheet_safe as safe  # paths and class names in a CSV people open in spreadsheets
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes for images, folders or globs")
@@ -47,7 +49,8 @@ def write_predictions(results: list[dict], out: Path) -> None:
             k = max((len(r["labels"]) for r in results), default=0)
             w.writerow(["path", "n_labels"] + [f"{x}{i + 1}" for i in range(k) for x in ("label", "prob")])
             for r in results:
-                w.writerow([r["path"], len(r["labels"])] + [v for c, p in r["labels"] for v in (c, f"{p:.6f}")])
+                w.writerow([safe(r["path"]), len(r["labels"])]
+                           + [v for c, p in r["labels"] for v in (safe(c), f"{p:.6f}")])
             return
         k = max((len(r["top"]) for r in results), default=0)
         named = any("names" in r for r in results)  # display names: a name column after each class
@@ -55,8 +58,9 @@ def write_predictions(results: list[dict], out: Path) -> None:
         w.writerow(["path"] + [f"{x}{i + 1}" for i in range(k) for x in cols])
         for r in results:
             names = r.get("names") or [c for c, _ in r["top"]]
-            cells = [[c, n, f"{p:.6f}"] if named else [c, f"{p:.6f}"] for (c, p), n in zip(r["top"], names)]
-            w.writerow([r["path"]] + [v for cell in cells for v in cell])
+            cells = [[safe(c), safe(n), f"{p:.6f}"] if named else [safe(c), f"{p:.6f}"]
+                     for (c, p), n in zip(r["top"], names)]
+            w.writerow([safe(r["path"])] + [v for cell in cells for v in cell])
 
 
 def run(args) -> int:

@@ -16,6 +16,7 @@ from ..errors import ConvclassError, printable
 from ..inference import load_model
 from ..metrics import classification_metrics, multilabel_metrics
 from ..progress import Bar, chunks, interactive
+from ..safeio import spreadsheet_safe
 from .external import class_index, is_training_data, load_external, shown_data, slug
 from .multilabel import format_multilabel_report, label_rows, write_label_files
 from .plots import plot_confusion_matrix
@@ -94,12 +95,12 @@ def score_checkpoint(run_or_ckpt: str | Path, data: str | None = None, split: st
     with open(out / "per_class.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["class", "precision", "recall", "f1", "support"])
         w.writeheader()
-        w.writerows(m["per_class"])
+        w.writerows({**r, "class": spreadsheet_safe(r["class"])} for r in m["per_class"])
     with open(out / "confusion_matrix.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["true\\pred"] + lm.classes)
+        w.writerow(["true\\pred"] + [spreadsheet_safe(c) for c in lm.classes])
         for c, row in zip(lm.classes, m["confusion_matrix"]):
-            w.writerow([c] + row)
+            w.writerow([spreadsheet_safe(c)] + row)
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix.png")
     plot_confusion_matrix(m["confusion_matrix"], lm.classes, out / "confusion_matrix_norm.png", normalize=True)
     m["output_dir"] = str(out)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvclassError, printable
+from ..safeio import spreadsheet_safe
 from .table import PRF, metric_table
 
 __all__ = ["LABEL_COLUMNS", "format_multilabel_report", "label_rows", "write_label_files"]
@@ -34,7 +35,7 @@ def write_label_files(m: dict, out: Path) -> None:
     with open(out / "per_label.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LABEL_COLUMNS)
         w.writeheader()
-        w.writerows(m["per_label"])
+        w.writerows({**r, "label": spreadsheet_safe(r["label"])} for r in m["per_label"])
 
 
 def format_multilabel_report(m: dict, max_labels: int = 50) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data import find_data, stratified_split
 from ..data.summary import class_counts, imbalance_ratio
+from ..safeio import spreadsheet_safe
 from .duplicates import count_pairs, find_duplicates
 from .figures import plot_class_counts, plot_samples, plot_sizes
 from .scan import scan_split
@@ -69,8 +70,8 @@ def inspect_data(data: str, *, data_root: str = "~/.cache/convclass", val_split:
         w.writerow(["kind", "distance", "a_split", "a", "a_class", "b_split", "b", "b_class"])
         for kind in ("exact", "near"):
             for p in dups[kind]:
-                w.writerow([kind, p["distance"], p["a_split"], p["a"], p["a_class"], p["b_split"], p["b"],
-                            p["b_class"]])
+                w.writerow([kind, p["distance"], p["a_split"], *map(spreadsheet_safe, (p["a"], p["a_class"])),
+                            p["b_split"], *map(spreadsheet_safe, (p["b"], p["b_class"]))])
     return report
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvclassError
+from ..safeio import spreadsheet_safe
 
 __all__ = ["Issue", "IssueReport", "find_issues", "label_text", "write_issues_csv", "write_overlap_csv",
            "write_retrain_csvs", "KINDS", "OVERLAP_COLUMNS"]
@@ -170,13 +171,14 @@ def _name(paths: list[str] | None, i: int) -> str:
 
 
 def write_issues_csv(report: IssueReport, path: Path, classes: list[str], paths: list[str] | None) -> Path:
-    """label_issues.csv: path, given, suggested, score, kind (images without a file are named #INDEX)."""
+    """label_issues.csv: path, given, suggested, score, kind (images without a file are named #INDEX), a report
+    for people: names are spreadsheet_safe. (The retrain CSVs are read back by convclass, so they are not.)"""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "given", "suggested", "score", "kind"])
         for i in report.issues:
-            w.writerow([_name(paths, i.index), label_text(classes, i.given), label_text(classes, i.suggested),
-                        f"{i.score:.6f}", i.kind])
+            cells = (_name(paths, i.index), label_text(classes, i.given), label_text(classes, i.suggested))
+            w.writerow([*map(spreadsheet_safe, cells), f"{i.score:.6f}", i.kind])
     return path
 
 
@@ -186,7 +188,8 @@ def write_overlap_csv(report: IssueReport, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
-        w.writerows([f"{o[c]:.6f}" if isinstance(o[c], float) else o[c] for c in cols] for o in report.overlap)
+        w.writerows([f"{o[c]:.6f}" if isinstance(o[c], float) else spreadsheet_safe(o[c]) for c in cols]
+                    for o in report.overlap)
     return path
 
 
@@ -194,8 +197,9 @@ def write_retrain_csvs(report: IssueReport, folder: Path, labels: np.ndarray, cl
                        paths: list[str]) -> dict[str, Path]:
     """Two path,label CSVs for `convclass train --data FILE.csv`, the source folder untouched: without_issues.csv
     leaves out every label issue and outlier; relabelled.csv keeps every image, label issues under their
-    suggested label. Multi-label sets are written as `a|b` cells (empty: no label), read back with --task multi
-    (auto would read a file whose sets all hold one label as single-label)."""
+    suggested label. Multi-label sets are written as `a|b` cells (empty: no label). Read them back with the data's
+    --task: auto would read multi-label sets that all hold one label as single-label, and class names holding
+    , | or ; as label sets."""
     drop = set(report.flagged().tolist())
     fix = {i.index: i.suggested for i in report.issues if i.kind == "label"}
     out = {"without_issues": folder / "without_issues.csv", "relabelled": folder / "relabelled.csv"}

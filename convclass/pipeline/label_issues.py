@@ -147,6 +147,7 @@ def format_label_issues(r: dict) -> str:
     lines += [f"note: {n}" for n in rep.notes]
     lines += [f"{k}: {p}" for k, p in r["paths"].items()]
     if "without_issues" in r["paths"]:
-        task = " --task multi" if rep.multilabel else ""
-        lines.append(f"train again without them: convclass train --data {r['paths']['without_issues']}{task} ...")
+        task = "multi" if rep.multilabel else "single"  # a class name holding , | or ; would read as a label set
+        lines.append(f"train again without them: convclass train --data {r['paths']['without_issues']} --task {task} "
+                     "...")
     return "\n".join(lines)

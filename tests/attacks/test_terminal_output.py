@@ -42,3 +42,14 @@ def test_evaluate_tables_escape_class_names(task):
     lines = format_report(m).splitlines()
     assert ESC not in "".join(lines) and lines[-2].lstrip().startswith("red\\x1b[31m")  # one line per class
     assert lines[-1].lstrip().startswith("ok ")
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_label_issues_summary_escapes_class_names(multi):
+    from convclass.inspection.label_issues import IssueReport
+    from convclass.pipeline.label_issues import format_label_issues
+    row = ({"label": HOSTILE, "issue": "given, likely absent", "examples": 2, "probability": 0.1} if multi else
+           {"class_a": HOSTILE, "class_b": "ok", "examples": 2, "joint": 0.1})
+    rep = IssueReport(issues=[], overlap=[row], n=4, multilabel=multi)
+    lines = format_label_issues({"report": rep, "summary": f"4 images of {HOSTILE}", "paths": {}}).splitlines()
+    assert ESC not in "".join(lines) and len(lines) == 2 and "\\x1b[31m" in lines[1]

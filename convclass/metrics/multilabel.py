@@ -9,9 +9,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import (average_precision_score, hamming_loss, precision_recall_curve,
-                             precision_recall_fscore_support)
 
 from .. import checks
 from .calibration import calibration_bins, expected_calibration_error
@@ -57,6 +54,7 @@ def checked_task(task, thresholds, num_classes: int) -> tuple[str, list[float] |
 
 def _average_precisions(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """(K,) average precision of each label, NaN for a label without positives."""
+    from sklearn.metrics import average_precision_score  # scikit-learn costs ~2 s to import: not on every start
     return np.array([average_precision_score(y[:, k], p[:, k]) if y[:, k].any() else np.nan
                      for k in range(y.shape[1])])
 
@@ -72,6 +70,7 @@ def tune_thresholds(y_true, probs) -> np.ndarray:
     """(K,) per-label thresholds that maximise that label's F1 on these rows (the validation split). The cut is
     placed halfway between the lowest score kept and the next one below, not on a training score itself, so an
     unseen image scoring a hair lower is not dropped. A label without positives keeps 0.5."""
+    from sklearn.metrics import precision_recall_curve
     y, p = _arrays(y_true, probs)
     out = np.full(y.shape[1], DEFAULT_THRESHOLD)
     for k in range(y.shape[1]):
@@ -88,6 +87,8 @@ def tune_thresholds(y_true, probs) -> np.ndarray:
 def multilabel_metrics(y_true, probs, classes: list[str], thresholds=None) -> dict:
     """Per-label precision, recall, F1, average precision and support at the given thresholds (0.5 when None);
     their macro (present labels) and micro averages, mAP, subset accuracy and Hamming loss."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import average_precision_score, hamming_loss, precision_recall_fscore_support
     y, p = _arrays(y_true, probs)
     t = np.full(len(classes), DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, np.float64)
     pred = predict_labels(p, t)

@@ -29,7 +29,7 @@ import torch
 from ..errors import ConvclassError
 from ..safeio import Refused, read_regular
 from .archive import SEP, list_members, read_source, sources
-from .multilabel import is_multilabel
+from .multilabel import is_multilabel, multi_hot
 from .sources import DataSpec, LabeledSet
 
 __all__ = ["INDEX", "is_shards", "expand_shards", "scan_shards", "shard_plan", "write_shards"]
@@ -166,10 +166,7 @@ def _labeled(found: tuple[list[str], list], k: int) -> LabeledSet:
     """Class indices (N,), or (N, K) 0/1 rows of the label lists of multi-label shards."""
     paths, values = found
     if values and isinstance(values[0], list):
-        rows = np.zeros((len(values), k), np.uint8)
-        for n, v in enumerate(values):
-            rows[n, v] = 1
-        return LabeledSet(labels=rows, paths=paths)
+        return LabeledSet(labels=multi_hot(values, list(range(k))), paths=paths)  # classes named by their index
     return LabeledSet(labels=np.asarray(values, dtype=np.int64), paths=paths)
 
 

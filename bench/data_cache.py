@@ -2,6 +2,10 @@
 its first training step on the warm cache (interpreter start, imports, cache load, model set-up included).
 
     .venv/bin/python bench/data_cache.py --data ~/data/cifar10
+    .venv/bin/python bench/data_cache.py --data ~/data/cifar10 --warm-runs 5 --baseline f5dc589
+
+--baseline REV alternates each warm start with one of the code at git revision REV (a temporary worktree; the
+cache format must be the same), on the same warm cache, and prints both arms' medians.
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--recipe", default="fast")
     ap.add_argument("--warm-runs", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="alternate each warm start with the code at this git revision")
     args = ap.parse_args()
     info = print_machine()
     data = str(Path(args.data).expanduser())
@@ -61,22 +67,36 @@ def main() -> None:
         print(f"cold: scanned and decoded {n} images into the cache in {cold:.1f}s ({n / cold:.0f} img/s, "
               f"{os.cpu_count()} cores)", flush=True)
         del d
-        warm = []
-        for _ in range(args.warm_runs):
-            start = time.time()
-            out = subprocess.run([sys.executable, "-c", CHILD, str(start), data, str(root), args.recipe,
-                                  str(Path(tmp) / "runs")], capture_output=True, text=True, cwd=REPO, timeout=600)
-            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("FIRST_STEP")), None)
-            if line is None:
-                raise SystemExit(f"child failed:\n{out.stdout}\n{out.stderr}")
-            secs, rss, t_torch = (float(v) for v in line.split()[1:4])
-            warm.append({"seconds": secs, "peak_rss_mb": rss, "import_torch_s": t_torch})
-            print(f"warm: process start -> first training step {secs:.2f}s, of which interpreter start + "
-                  f"`import torch` {t_torch:.2f}s (peak RSS so far {rss:.0f} MB)", flush=True)
-    med = statistics.median(w["seconds"] for w in warm)
-    rest = statistics.median(w["seconds"] - w["import_torch_s"] for w in warm)
-    print(f"cold decode {cold:.1f}s; warm start -> first step median {med:.2f}s of {len(warm)} "
-          f"({rest:.2f}s after `import torch`)")
+        arms = {"current": REPO}
+        base_tree = None
+        if args.baseline:
+            base_tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base_tree),
+                            args.baseline], check=True)
+            arms = {f"baseline {args.baseline}": base_tree, "current": REPO}
+        warm: dict[str, list[dict]] = {a: [] for a in arms}
+        try:
+            for _ in range(args.warm_runs):
+                for arm, tree in arms.items():  # alternating: the VM's speed drifts within minutes
+                    start = time.time()
+                    out = subprocess.run([sys.executable, "-c", CHILD, str(start), data, str(root), args.recipe,
+                                          str(Path(tmp) / "runs")], capture_output=True, text=True, cwd=tree,
+                                         timeout=600, env={**os.environ, "PYTHONPATH": str(tree)})
+                    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("FIRST_STEP")), None)
+                    if line is None:
+                        raise SystemExit(f"child failed:\n{out.stdout}\n{out.stderr}")
+                    secs, rss, t_torch = (float(v) for v in line.split()[1:4])
+                    warm[arm].append({"seconds": secs, "peak_rss_mb": rss, "import_torch_s": t_torch})
+                    print(f"warm ({arm}): process start -> first training step {secs:.2f}s, of which interpreter "
+                          f"start + `import torch` {t_torch:.2f}s (peak RSS so far {rss:.0f} MB)", flush=True)
+        finally:
+            if base_tree is not None:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base_tree)])
+    print(f"cold decode {cold:.1f}s")
+    for arm, runs in warm.items():
+        med = statistics.median(w["seconds"] for w in runs)
+        rest = statistics.median(w["seconds"] - w["import_torch_s"] for w in runs)
+        print(f"{arm}: warm start -> first step median {med:.2f}s of {len(runs)} ({rest:.2f}s after `import torch`)")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "cold_decode_s": cold, "images": n,
                                                "warm": warm}, indent=1))

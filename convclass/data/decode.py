@@ -22,7 +22,7 @@ from .archive import member_stamp, sources
 from .images import BrokenImage, convert_channels, decode_file, is_grey_mode, to_array
 from .sources import LabeledSet
 
-__all__ = ["Decoded", "cache_fits", "decode_set", "peek_files"]
+__all__ = ["Decoded", "cache_fits", "cache_key", "decode_set", "peek_files"]
 
 CACHE_VERSION = 2  # 2: (N, C, H, W) on disk
 PARALLEL_MIN = 2000  # below this many files, worker start-up costs more than it saves
@@ -104,13 +104,18 @@ def _free(folder: Path) -> int:
     return shutil.disk_usage(folder).free - RESERVE
 
 
-def cache_fits(sets: list[LabeledSet], size: int, channels: int, cache_dir: Path, resize: str = "squash",
-               crop_pct: float = 1.0) -> bool:
-    """Whether decode_set could cache these file sets in cache_dir (sets cached already need no more room):
-    prepare_data streams the ones that would not fit (data/stream.py)."""
-    how = _How(size, channels, resize, crop_pct)
-    need = sum(len(s) * channels * size * size for s in sets
-               if s.paths and not (cache_dir / f"{_cache_key(s.paths, how)}.json").exists())
+def cache_key(s: LabeledSet, size: int, channels: int, resize: str = "squash", crop_pct: float = 1.0
+              ) -> str | None:
+    """The name of `s`'s cache file at this size and resize policy; None for images held in memory. Computed
+    once per split by prepare_data and handed to cache_fits and decode_set: it stats every file."""
+    return _cache_key(s.paths, _How(size, channels, resize, crop_pct)) if s.paths else None
+
+
+def cache_fits(sets: list[LabeledSet], size: int, channels: int, cache_dir: Path, keys: list[str | None]) -> bool:
+    """Whether decode_set could cache these file sets (whose cache_key are `keys`) in cache_dir (sets cached
+    already need no more room): prepare_data streams the ones that would not fit (data/stream.py)."""
+    need = sum(len(s) * channels * size * size for s, key in zip(sets, keys)
+               if key and not (cache_dir / f"{key}.json").exists())
     return need <= _free(cache_dir)
 
 
@@ -173,9 +178,9 @@ def _progress(n: int, show: bool):
 
 def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None = None,
                workers: int | None = None, resize: str = "squash", crop_pct: float = 1.0,
-               progress: bool = True) -> Decoded:
+               progress: bool = True, key: str | None = None) -> Decoded:
     """Every image of `s` as size x size uint8 by the resize policy (data/preprocess.py); `progress`: a bar
-    while many files decode."""
+    while many files decode; `key`: its cache_key when the caller has it already."""
     how = _How(size, channels, resize, crop_pct)
     if s.arrays is not None:
         a = s.arrays
@@ -185,7 +190,7 @@ def decode_set(s: LabeledSet, size: int, channels: int, cache_dir: Path | None =
         return Decoded(_nchw(convert_channels(a, channels)), s.labels, None, [])
 
     paths = s.paths or []
-    key = _cache_key(paths, how) if cache_dir else None
+    key = (key or _cache_key(paths, how)) if cache_dir else None
     if key:
         npy, meta = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
         if npy.exists() and meta.exists():

@@ -41,17 +41,33 @@ def _link_inside(p: str | Path, roots: list[str], inside: bool = True) -> str | 
 
 
 def _files_under(path: Path, notes: list[str], roots: list[str]) -> list[str]:
-    """Every visible file below `path`, recursively, in a stable order, less symlinks into `roots`.
+    """Every visible file below `path`, recursively, in a stable order (os.walk's, top-down, names sorted), less
+    symlinks into `roots`.
 
-    Symlinked sub-folders are not entered (os.walk's default), so a link loop cannot recurse."""
+    Symlinked sub-folders are not entered (os.walk's default), so a link loop cannot recurse. Walked with
+    os.scandir, whose entries know from the directory listing whether they are links: an lstat per file cost
+    ~0.4 s of every start on CIFAR-10's 60,000 files."""
     out, twice, folders = [], [], []
-    for root, dirs, files in os.walk(path):
-        folders += [os.path.join(root, d) for d in dirs if visible(d) and os.path.islink(os.path.join(root, d))]
-        dirs[:] = sorted(d for d in dirs if visible(d) and not os.path.islink(os.path.join(root, d)))
-        for f in sorted(files):
-            full = os.path.join(root, f)
-            if visible(f):
-                (twice if _link_inside(full, roots) else out).append(full)
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                entries = sorted((e for e in it if visible(e.name)), key=lambda e: e.name)
+        except OSError:  # an unreadable folder lists nothing, as in os.walk
+            continue
+        dirs = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                (folders if e.is_symlink() else dirs).append(e.path)
+            elif e.is_symlink() and _link_inside(e.path, roots):
+                twice.append(e.path)
+            else:
+                out.append(e.path)
+        stack += reversed(dirs)  # depth first, the first name on top: os.walk's order
     if twice:
         notes.append(f"skipped {len(twice)} symlink(s) in {path} to files inside the dataset, e.g. {twice[0]} -> "
                      f"{os.path.realpath(twice[0])} (their images would count twice)")

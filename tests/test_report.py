@@ -71,6 +71,9 @@ def test_train_prints_data_summary(tmp_path, cli, rgb_folder):
             "--runs-dir", tmp_path / "runs", "--data-root", tmp_path / "cache", "--no-report")
     assert r.rc == 0, r
     assert "class counts (train)" in r.out and "imbalance ratio 1.00" in r.out
+    # balanced: one count, no class named as both the smallest and the largest (was "smallest 12 (blue), largest
+    # 12 (blue)")
+    assert "every class" in r.out and "smallest" not in r.out
     assert not (tmp_path / "runs" / "colours" / "report.html").exists()
 
 

@@ -35,8 +35,9 @@ def format_data_summary(s: dict, max_classes: int = 12) -> str:
     """A few lines for the start of `train`: smallest and largest class, imbalance, and counts if few classes."""
     classes, counts = s["classes"], np.asarray(s["counts"]["train"])
     lo, hi = int(counts.argmin()), int(counts.argmax())
-    lines = [f"class counts (train): smallest {counts[lo]} ({classes[lo]}), largest {counts[hi]} ({classes[hi]}), "
-             f"imbalance ratio {s['imbalance_ratio']:.2f}"]
+    spread = (f"every class {counts[lo]:,}" if counts[lo] == counts[hi]  # balanced: no smallest or largest to name
+              else f"smallest {counts[lo]:,} ({classes[lo]}), largest {counts[hi]:,} ({classes[hi]})")
+    lines = [f"class counts (train): {spread}, imbalance ratio {s['imbalance_ratio']:.2f}"]
     if len(classes) <= max_classes:
         lines.append("  " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts.tolist())))
     if s["imbalance_ratio"] > 3:

@@ -1,7 +1,7 @@
 """Label-issue detection on injected noise (issue 18): flip a known fraction of the labels of a class-folder
 dataset, run `label-issues` on the noisy set, and score the flagged images against the flips; then train the
 same recipe on (a) the noisy labels, (b) the noisy labels minus the flagged images (label-issues'
-without_issues.csv: label errors and outliers left out), (b') the noisy labels with the flagged label errors
+without_issues.csv: the flagged label errors left out; outliers stay, as label-issues' default --leave-out label), (b') the noisy labels with the flagged label errors
 given their suggested class (relabelled.csv), (c) the clean labels, all tested on the untouched test/.
 
 Noise: symmetric (a flipped image gets any other class, uniformly) or pairs (class-dependent: class c always
@@ -13,6 +13,10 @@ share of the accuracy the noise cost that leaving the flagged images out, or rel
 ((b - a) / (c - a), (b' - a) / (c - a)).
 
     .venv/bin/python bench/label_noise.py --data ~/data/cifar10 --train-images 10000 --noise 0.1 --recipe fast
+
+--from-cv FOLDER takes the folds of an earlier run's label-issues (--work W: W/runs/noisy, same --seed and sizes,
+so the same images and flips) instead of training them again: issues are ranked anew by the current code in
+seconds, and the printed time is that of the ranking only. --arms picks which training arms run.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import print_machine  # noqa: E402
 
+ARMS = ("noisy", "noisy-minus-flagged", "noisy-relabelled", "clean")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -104,6 +109,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (fast: 2000, too big for a "
                                                                  "few hundred images)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-cv", type=Path, default=None, help="reuse this label-issues cv folder's folds")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {','.join(ARMS)}")
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the symlinked sets (replaced) and runs (default: temp)")
     args = ap.parse_args()
@@ -129,8 +136,12 @@ def main() -> None:
 
     from convclass.pipeline.label_issues import find_label_issues
     t, cpu0 = time.perf_counter(), _cpu_seconds()
-    r = find_label_issues(folds=args.folds, data=str(link_folder(work / "noisy", files, noisy, classes)),
-                          runs_dir=str(work / "runs"), name="noisy", **opts)
+    noisy_dir = str(link_folder(work / "noisy", files, noisy, classes))
+    if args.from_cv:
+        print(f"folds reused from {args.from_cv}: the time below is the ranking's only", flush=True)
+        r = find_label_issues(from_cv=args.from_cv, quiet=True)
+    else:
+        r = find_label_issues(folds=args.folds, data=noisy_dir, runs_dir=str(work / "runs"), name="noisy", **opts)
     t_issues, cpu_issues = time.perf_counter() - t, _cpu_seconds() - cpu0
     flagged = {int(Path(p).stem) for p, kind in _csv(r["paths"]["csv"], "path", "kind") if kind == "label"}
     kept = {int(Path(p).stem) for (p,) in _csv(r["paths"]["without_issues"], "path")}
@@ -148,9 +159,12 @@ def main() -> None:
     print(f"relabelled.csv: {(relabelled != labels).sum()} wrong labels left of {len(flipped)}", flush=True)
     arms = {"noisy": (noisy, None), "noisy-minus-flagged": (noisy, kept), "noisy-relabelled": (relabelled, None),
             "clean": (labels, None)}
+    chosen = [a.strip() for a in args.arms.split(",")]
+    if unknown := set(chosen) - set(ARMS):
+        raise SystemExit(f"--arms: unknown {sorted(unknown)}; pick from {','.join(ARMS)}")
     acc = {name: test_accuracy((files, lab, classes, keep_set), test_files, test_labels, classes, work,
-                               f"train-{name}", opts) for name, (lab, keep_set) in arms.items()}
-    cost = acc["clean"] - acc["noisy"]
+                               f"train-{name}", opts) for name, (lab, keep_set) in arms.items() if name in chosen}
+    cost = acc["clean"] - acc["noisy"] if {"clean", "noisy"} <= set(acc) else float("nan")
     print(f"\nlabel noise {args.noise:.0%} {args.kind}, {len(labels)} images, {args.folds}-fold {args.recipe}"
           + (f", {args.epochs} epochs" if args.epochs else ""))
     print(f"  flagged label issues: precision {precision:.3f}  recall {recall:.3f}  ({len(flagged)} flagged, "
@@ -158,6 +172,8 @@ def main() -> None:
           f"{cpu_issues / 60:.1f} CPU min")
     print("  test accuracy: " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
     for name in ("noisy-minus-flagged", "noisy-relabelled"):
+        if name not in acc or cost != cost:
+            continue
         recovered = (acc[name] - acc["noisy"]) / cost if cost > 0 else float("nan")
         print(f"  {name}: recovered {recovered:.0%} of the {cost:.4f} the noise cost")
 

@@ -115,6 +115,29 @@ def test_find_issues_on_arrays_flags_label_error_outlier_and_twin():
 
 
 @pytest.mark.timeout(60)
+def test_without_issues_keeps_outliers_unless_told(tmp_path):
+    """An outlier is an unusual image, not a wrong one: without_issues.csv leaves out label errors only, unless
+    --leave-out names outliers too (it once dropped both: 457 outliers of 10,000 Fashion-MNIST images)."""
+    from convclass.inspection.label_issues import Issue, IssueReport, write_retrain_csvs
+    y = np.array([0, 0, 1, 1])
+    report = IssueReport([Issue(1, "label", 0.01, 0, 1), Issue(2, "outlier", 0.2, 1, 1)], [], 4)
+    paths = [str(tmp_path / f"{i}.png") for i in range(4)]
+    kept = [r["path"] for r in _rows(write_retrain_csvs(report, tmp_path, y, ["a", "b"], paths)["without_issues"])]
+    assert kept == [paths[0], paths[2], paths[3]]
+    both = write_retrain_csvs(report, tmp_path, y, ["a", "b"], paths, ("label", "outlier"))["without_issues"]
+    assert [r["path"] for r in _rows(both)] == [paths[0], paths[3]]
+
+
+@pytest.mark.timeout(120)
+def test_leave_out_from_the_cli(flipped, cli):
+    _, out, _ = flipped
+    r = cli("label-issues", "--from-cv", out, "--quiet", "--leave-out", "label,outlier")
+    assert r.rc == 0, r
+    assert "without_issues.csv leaves out" in r.out and "(label, outlier)" in r.out
+    assert_one_line_error(cli("label-issues", "--from-cv", out, "--leave-out", "label,typo"), "--leave-out")
+
+
+@pytest.mark.timeout(60)
 def test_multilabel_rows_go_through_cleanlabs_multilabel_path(tmp_path):
     from convclass.inspection.label_issues import find_issues, write_issues_csv, write_retrain_csvs
     rng = np.random.default_rng(0)

@@ -10,6 +10,9 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds (default: %(default)s)")
     p.add_argument("--from-cv", metavar="CV_FOLDER", help="use the folds of an earlier `convclass cv` run instead of "
                                                           "training new ones (its data must be unchanged)")
+    p.add_argument("--leave-out", default="label", metavar="KINDS",
+                   help="issue kinds without_issues.csv leaves out: label, outlier, near_duplicate, comma-separated "
+                        "(default: %(default)s; outliers are unusual images, not wrong ones: review them first)")
     add_config_flags(p)
     p.set_defaults(fn=run)
 
@@ -20,5 +23,6 @@ def run(args) -> int:
             raise ConvclassError(f"two data sets given: {args.data_arg} and --data {args.data}; pass one")
         args.data = args.data_arg
     from ..pipeline.label_issues import find_label_issues, format_label_issues
-    print(format_label_issues(find_label_issues(config_from_args(args), folds=args.folds, from_cv=args.from_cv)))
+    print(format_label_issues(find_label_issues(config_from_args(args), folds=args.folds, from_cv=args.from_cv,
+                                                       leave_out=args.leave_out)))
     return 0

@@ -193,14 +193,19 @@ def write_overlap_csv(report: IssueReport, path: Path) -> Path:
     return path
 
 
+LEAVE_OUT = ("label",)  # what without_issues.csv leaves out unless told otherwise (--leave-out)
+
+
 def write_retrain_csvs(report: IssueReport, folder: Path, labels: np.ndarray, classes: list[str],
-                       paths: list[str]) -> dict[str, Path]:
+                       paths: list[str], leave_out: tuple[str, ...] = LEAVE_OUT) -> dict[str, Path]:
     """Two path,label CSVs for `convclass train --data FILE.csv`, the source folder untouched: without_issues.csv
-    leaves out every label issue and outlier; relabelled.csv keeps every image, label issues under their
+    leaves out the images with an issue of a kind in `leave_out` (label errors by default: an outlier is an
+    unusual image, not a wrong one, and Datalab flags a few percent of any set; measured on Fashion-MNIST, 457
+    of 10,000 images); relabelled.csv keeps every image, label issues under their
     suggested label. Multi-label sets are written as `a|b` cells (empty: no label). Read them back with the data's
     --task: auto would read multi-label sets that all hold one label as single-label, and class names holding
     , | or ; as label sets."""
-    drop = set(report.flagged().tolist())
+    drop = set(report.flagged(leave_out).tolist())
     fix = {i.index: i.suggested for i in report.issues if i.kind == "label"}
     out = {"without_issues": folder / "without_issues.csv", "relabelled": folder / "relabelled.csv"}
     for key, target in out.items():

@@ -22,8 +22,8 @@ from ..data.prepare import PreparedData, TensorSplit
 from ..errors import ConvclassError, printable
 from ..inference import predict_logits
 from ..inspection.issues_page import write_issues_page
-from ..inspection.label_issues import IssueReport, find_issues, write_issues_csv, write_overlap_csv, \
-    write_retrain_csvs
+from ..inspection.label_issues import KINDS, LEAVE_OUT, IssueReport, find_issues, write_issues_csv, \
+    write_overlap_csv, write_retrain_csvs
 from ..metrics.multilabel import checked_task
 from ..models import model_from_checkpoint
 from ..safeio import Refused, read_regular
@@ -34,6 +34,15 @@ from .crossval import cross_validate, pooled_data, read_oof
 __all__ = ["find_label_issues", "format_label_issues", "embed"]
 
 MAX_CV_JSON = 4 << 20  # bytes: a cv.json holds a config and one row per fold
+
+
+def _kinds(leave_out: tuple[str, ...] | str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in (leave_out.split(",") if isinstance(leave_out, str) else leave_out))
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ConvclassError(f"--leave-out {','.join(kinds)}: name issue kinds from {', '.join(KINDS)} "
+                             "(comma-separated, e.g. label,outlier)")
+    return kinds
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -91,10 +100,13 @@ def _from_cv(cv_dir: Path) -> tuple[TrainConfig, list[Path]]:
 
 
 def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from_cv: str | Path | None = None,
-                      **overrides) -> dict:
+                      leave_out: tuple[str, ...] | str = LEAVE_OUT, **overrides) -> dict:
     """Cross-validate (or read the cv run `from_cv`), rank label issues, outliers, near-duplicates and class
     overlap with cleanlab, and write label_issues.csv, label_issues.html, class_overlap.csv and, when the images
-    are files, without_issues.csv and relabelled.csv into the cv folder. Returns the paths and the IssueReport."""
+    are files, without_issues.csv (less the images with an issue of a kind in `leave_out`: "label",
+    "outlier", "near_duplicate", or a comma-separated string of them) and relabelled.csv into the cv folder.
+    Returns the paths and the IssueReport."""
+    leave_out = _kinds(leave_out)
     if from_cv is not None:
         cv_dir = Path(from_cv).expanduser()
         cfg, run_dirs = _from_cv(cv_dir)
@@ -129,10 +141,11 @@ def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from
                f"cross-validation of {cfg.model}; " + ", ".join(f"{v} {k}" for k, v in report.counts().items()))
     out["html"] = write_issues_page(report, cv_dir / "label_issues.html", pool.x, data.classes, names, summary)
     if pool.paths:
-        out.update(write_retrain_csvs(report, cv_dir, y, data.classes, pool.paths))
+        out.update(write_retrain_csvs(report, cv_dir, y, data.classes, pool.paths, leave_out))
     else:
         report.notes.append(f"{data.name} is not a set of files: no CSV to train again on")
-    return {"report": report, "paths": out, "output_dir": str(cv_dir), "summary": summary}
+    return {"report": report, "paths": out, "output_dir": str(cv_dir), "summary": summary, "leave_out": leave_out,
+            "left_out": len(report.flagged(leave_out))}
 
 
 def format_label_issues(r: dict) -> str:
@@ -147,6 +160,10 @@ def format_label_issues(r: dict) -> str:
     lines += [f"note: {n}" for n in rep.notes]
     lines += [f"{k}: {p}" for k, p in r["paths"].items()]
     if "without_issues" in r["paths"]:
+        kept = [k for k in ("outlier", "near_duplicate") if k not in r["leave_out"] and rep.counts()[k]]
+        lines.append(f"without_issues.csv leaves out {r['left_out']} image(s) ({', '.join(r['leave_out'])})"
+                     + (f"; {' and '.join(kept)} images stay in: review them in label_issues.html, or add "
+                        f"them with --leave-out {','.join(r['leave_out'] + tuple(kept))}" if kept else ""))
         task = "multi" if rep.multilabel else "single"  # a class name holding , | or ; would read as a label set
         lines.append(f"train again without them: convclass train --data {r['paths']['without_issues']} --task {task} "
                      "...")

@@ -1,8 +1,9 @@
 """Label-issue detection on injected noise (issue 18): flip a known fraction of the labels of a class-folder
 dataset, run `label-issues` on the noisy set, and score the flagged images against the flips; then train the
 same recipe on (a) the noisy labels, (b) the noisy labels minus the flagged images (label-issues'
-without_issues.csv: the flagged label errors left out; outliers stay, as label-issues' default --leave-out label), (b') the noisy labels with the flagged label errors
-given their suggested class (relabelled.csv), (c) the clean labels, all tested on the untouched test/.
+without_issues.csv: the flagged label errors left out; outliers stay, label-issues' default --leave-out label),
+(b') the noisy labels with the flagged label errors given their suggested class (relabelled.csv), (c) the
+clean labels, all tested on the untouched test/.
 
 Noise: symmetric (a flipped image gets any other class, uniformly) or pairs (class-dependent: class c always
 becomes class c+1 in folder order, the same fraction of every class). Nothing under DATA is written: the noisy
@@ -110,7 +111,8 @@ def main() -> None:
                                                                  "few hundred images)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--from-cv", type=Path, default=None, help="reuse this label-issues cv folder's folds")
-    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {','.join(ARMS)}")
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help=f"comma-separated, from {','.join(ARMS)}; none: no training arm")
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the symlinked sets (replaced) and runs (default: temp)")
     args = ap.parse_args()
@@ -159,7 +161,7 @@ def main() -> None:
     print(f"relabelled.csv: {(relabelled != labels).sum()} wrong labels left of {len(flipped)}", flush=True)
     arms = {"noisy": (noisy, None), "noisy-minus-flagged": (noisy, kept), "noisy-relabelled": (relabelled, None),
             "clean": (labels, None)}
-    chosen = [a.strip() for a in args.arms.split(",")]
+    chosen = [a.strip() for a in args.arms.split(",") if a.strip() and a.strip() != "none"]  # none: ranking only
     if unknown := set(chosen) - set(ARMS):
         raise SystemExit(f"--arms: unknown {sorted(unknown)}; pick from {','.join(ARMS)}")
     acc = {name: test_accuracy((files, lab, classes, keep_set), test_files, test_labels, classes, work,

@@ -40,7 +40,7 @@ def _kinds(leave_out: tuple[str, ...] | str) -> tuple[str, ...]:
     kinds = tuple(k.strip() for k in (leave_out.split(",") if isinstance(leave_out, str) else leave_out))
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
-        raise ConvclassError(f"--leave-out {','.join(kinds)}: name issue kinds from {', '.join(KINDS)} "
+        raise ConvclassError(f"--leave-out {printable(','.join(kinds))}: name issue kinds from {', '.join(KINDS)} "
                              "(comma-separated, e.g. label,outlier)")
     return kinds
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["class_counts", "imbalance_ratio", "data_summary", "format_data_summary"]
+__all__ = ["class_counts", "count_spread", "imbalance_ratio", "data_summary", "format_data_summary"]
 
 
 def class_counts(labels, num_classes: int) -> list[int]:
@@ -31,13 +31,20 @@ def data_summary(prepared) -> dict:
             "mean": list(prepared.mean), "std": list(prepared.std), "notes": list(prepared.notes)}
 
 
+def count_spread(counts, classes: list) -> str:
+    """"smallest N (class), largest M (class)", or "every class N" when they are equal (naming one class as both
+    the smallest and the largest says nothing)."""
+    counts = np.asarray(counts)
+    lo, hi = int(counts.argmin()), int(counts.argmax())
+    if counts[lo] == counts[hi]:
+        return f"every class {counts[lo]:,}"
+    return f"smallest {counts[lo]:,} ({classes[lo]}), largest {counts[hi]:,} ({classes[hi]})"
+
+
 def format_data_summary(s: dict, max_classes: int = 12) -> str:
     """A few lines for the start of `train`: smallest and largest class, imbalance, and counts if few classes."""
     classes, counts = s["classes"], np.asarray(s["counts"]["train"])
-    lo, hi = int(counts.argmin()), int(counts.argmax())
-    spread = (f"every class {counts[lo]:,}" if counts[lo] == counts[hi]  # balanced: no smallest or largest to name
-              else f"smallest {counts[lo]:,} ({classes[lo]}), largest {counts[hi]:,} ({classes[hi]})")
-    lines = [f"class counts (train): {spread}, imbalance ratio {s['imbalance_ratio']:.2f}"]
+    lines = [f"class counts (train): {count_spread(counts, classes)}, imbalance ratio {s['imbalance_ratio']:.2f}"]
     if len(classes) <= max_classes:
         lines.append("  " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts.tolist())))
     if s["imbalance_ratio"] > 3:

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..data import find_data, stratified_split
-from ..data.summary import class_counts, imbalance_ratio
+from ..data.summary import class_counts, count_spread, imbalance_ratio
 from ..safeio import spreadsheet_safe
 from .duplicates import count_pairs, find_duplicates
 from .figures import plot_class_counts, plot_samples, plot_sizes
@@ -90,11 +90,7 @@ def format_inspection(r: dict, max_classes: int = 30, examples: int = 10) -> str
     lines = [f"{r['name']}: {len(classes)} classes; images: "
              + " / ".join(f"{s} {n}" for s, n in r["n"].items())]
     lines += [f"note: {n}" for n in r["notes"]]  # skipped folders and symlinks: what the counts leave out
-    tr = r["counts"]["train"]
-    lo = min(range(len(tr)), key=tr.__getitem__)
-    hi = max(range(len(tr)), key=tr.__getitem__)
-    spread = (f"every class {tr[lo]:,}" if tr[lo] == tr[hi]  # balanced: no smallest or largest to name
-              else f"smallest {tr[lo]:,} ({classes[lo]}), largest {tr[hi]:,} ({classes[hi]})")
+    spread = count_spread(r["counts"]["train"], classes)
     lines.append(f"class counts (train): {spread}; imbalance ratio {r['imbalance_ratio']:.2f}")
     width = min(24, max(8, *(len(str(c)) for c in classes[:max_classes])))
     lines.append(f"  {'class':<{width}} " + " ".join(f"{s:>7}" for s in r["counts"]))

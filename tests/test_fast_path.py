@@ -353,3 +353,18 @@ def test_importing_convclass_shortens_the_openmp_spin_unless_the_user_chose(env,
     late = subprocess.run([sys.executable, "-c", "import torch, os, convclass; print('SPIN', "
                            "os.environ.get('GOMP_SPINCOUNT'))"], capture_output=True, text=True, timeout=120, env=base)
     assert "SPIN None" in late.stdout  # too late once torch has loaded libgomp: left alone, not half-applied
+
+
+def test_frozen_scale_bn_keeps_the_gradient_of_a_constant_channel_bounded():
+    # A channel that is exactly constant over the batch (on MNIST: GELU's 0.0 of a channel negative everywhere)
+    # had its gradient multiplied by 1/sqrt(eps) = 1e6 with airbench's eps of 1e-12, and the shifts' SGD steps
+    # then diverged the run.
+    from convclass.models.airnet import FrozenScaleBN
+    torch.manual_seed(0)
+    bn = FrozenScaleBN(2).train()
+    x = torch.randn(16, 2, 3, 3)
+    x[:, 1] = 0.0
+    x.requires_grad_(True)
+    (bn(x) * torch.randn(16, 2, 3, 3)).sum().backward()
+    varying, constant = x.grad[:, 0].abs().max(), x.grad[:, 1].abs().max()
+    assert constant < 1000 * varying, (float(constant), float(varying))

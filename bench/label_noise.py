@@ -15,6 +15,12 @@ share of the accuracy the noise cost that leaving the flagged images out, or rel
 
     .venv/bin/python bench/label_noise.py --data ~/data/cifar10 --train-images 10000 --noise 0.1 --recipe fast
 
+--arm-set KEY=VALUE (repeatable) trains the arms with other options than the ranking's folds, e.g. a plain
+recipe that memorises the flips (--arm-set recipe=none --arm-set epochs=30), and --arm-seeds N repeats every arm
+with N seeds, the arms alternating within each round (so a slow spell of the machine hits them all), printing the
+mean and spread: one run's test accuracy moves by several tenths of a point with the seed, as much as the effect
+measured.
+
 --from-cv FOLDER takes the folds of an earlier run's label-issues (--work W: W/runs/noisy, same --seed and sizes,
 so the same images and flips) instead of training them again: issues are ranked anew by the current code in
 seconds, and the printed time is that of the ranking only. --arms picks which training arms run.
@@ -113,6 +119,9 @@ def main() -> None:
     ap.add_argument("--from-cv", type=Path, default=None, help="reuse this label-issues cv folder's folds")
     ap.add_argument("--arms", default=",".join(ARMS),
                     help=f"comma-separated, from {','.join(ARMS)}; none: no training arm")
+    ap.add_argument("--arm-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a training option of the arms only (YAML value), e.g. recipe=none, epochs=30")
+    ap.add_argument("--arm-seeds", type=int, default=1, help="seeds per training arm (mean and spread printed)")
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the symlinked sets (replaced) and runs (default: temp)")
     args = ap.parse_args()
@@ -164,20 +173,48 @@ def main() -> None:
     chosen = [a.strip() for a in args.arms.split(",") if a.strip() and a.strip() != "none"]  # none: ranking only
     if unknown := set(chosen) - set(ARMS):
         raise SystemExit(f"--arms: unknown {sorted(unknown)}; pick from {','.join(ARMS)}")
-    acc = {name: test_accuracy((files, lab, classes, keep_set), test_files, test_labels, classes, work,
-                               f"train-{name}", opts) for name, (lab, keep_set) in arms.items() if name in chosen}
+    arm_opts = {**opts, **_settings(args.arm_set)}
+    runs: dict[str, list[float]] = {name: [] for name in ARMS if name in chosen}
+    for r_ in range(args.arm_seeds):  # arms alternate within each seed's round
+        seed = args.seed + r_
+        for name in runs:
+            lab, keep_set = arms[name]
+            runs[name].append(test_accuracy((files, lab, classes, keep_set), test_files, test_labels, classes, work,
+                                            f"train-{name}" + (f"-s{seed}" if args.arm_seeds > 1 else ""),
+                                            {**arm_opts, "seed": seed}))
+    acc = {name: float(np.mean(v)) for name, v in runs.items()}
     cost = acc["clean"] - acc["noisy"] if {"clean", "noisy"} <= set(acc) else float("nan")
     print(f"\nlabel noise {args.noise:.0%} {args.kind}, {len(labels)} images, {args.folds}-fold {args.recipe}"
           + (f", {args.epochs} epochs" if args.epochs else ""))
     print(f"  flagged label issues: precision {precision:.3f}  recall {recall:.3f}  ({len(flagged)} flagged, "
           f"{len(flipped)} injected)  label-issues {t_issues / 60:.1f} min wall, "
           f"{cpu_issues / 60:.1f} CPU min")
-    print("  test accuracy: " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    if args.arm_set:
+        print("  training arms: " + " ".join(args.arm_set))
+    if args.arm_seeds > 1:
+        print(f"  test accuracy, mean of {args.arm_seeds} seeds (min-max):")
+        for name, v in runs.items():
+            print(f"    {name:20s} {np.mean(v):.4f}  ({min(v):.4f}-{max(v):.4f}: " + " ".join(f"{x:.4f}" for x in v)
+                  + ")")
+    else:
+        print("  test accuracy: " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
     for name in ("noisy-minus-flagged", "noisy-relabelled"):
         if name not in acc or cost != cost:
             continue
         recovered = (acc[name] - acc["noisy"]) / cost if cost > 0 else float("nan")
         print(f"  {name}: recovered {recovered:.0%} of the {cost:.4f} the noise cost")
+
+
+def _settings(items: list[str]) -> dict:
+    """--arm-set KEY=VALUE items as TrainConfig overrides (values read as YAML: 30 -> int, none -> the recipe)."""
+    import yaml
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--arm-set {item!r}: write KEY=VALUE, e.g. epochs=30")
+        out[key.strip().replace("-", "_")] = value if key.strip() == "recipe" else yaml.safe_load(value)
+    return out
 
 
 def _cpu_seconds() -> float:

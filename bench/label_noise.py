@@ -175,8 +175,8 @@ def main() -> None:
         raise SystemExit(f"--arms: unknown {sorted(unknown)}; pick from {','.join(ARMS)}")
     arm_opts = {**opts, **_settings(args.arm_set)}
     runs: dict[str, list[float]] = {name: [] for name in ARMS if name in chosen}
-    for r_ in range(args.arm_seeds):  # arms alternate within each seed's round
-        seed = args.seed + r_
+    for i in range(args.arm_seeds):  # arms alternate within each seed's round
+        seed = args.seed + i
         for name in runs:
             lab, keep_set = arms[name]
             runs[name].append(test_accuracy((files, lab, classes, keep_set), test_files, test_labels, classes, work,
@@ -206,7 +206,8 @@ def main() -> None:
 
 
 def _settings(items: list[str]) -> dict:
-    """--arm-set KEY=VALUE items as TrainConfig overrides (values read as YAML: 30 -> int, none -> the recipe)."""
+    """--arm-set KEY=VALUE items as TrainConfig overrides: values read as YAML (30 is an int), except the recipe's
+    name, kept as text (none: the plain defaults)."""
     import yaml
     out = {}
     for item in items:

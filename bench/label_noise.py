@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--arms", default=",".join(ARMS),
                     help=f"comma-separated, from {','.join(ARMS)}; none: no training arm")
     ap.add_argument("--arm-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a training option of the arms only (YAML value), e.g. recipe=none, epochs=30")
+                    help="a training option of the arms only, e.g. recipe=none, epochs=30")
     ap.add_argument("--arm-seeds", type=int, default=1, help="seeds per training arm (mean and spread printed)")
     ap.add_argument("--work", type=Path, default=None,
                     help="folder for the symlinked sets (replaced) and runs (default: temp)")
@@ -206,15 +206,17 @@ def main() -> None:
 
 
 def _settings(items: list[str]) -> dict:
-    """--arm-set KEY=VALUE items as TrainConfig overrides: values read as YAML (30 is an int), except the recipe's
-    name, kept as text (none: the plain defaults)."""
-    import yaml
+    """--arm-set KEY=VALUE items as TrainConfig overrides, values read as the CLI's KEY=VALUE options are
+    (parse_value, as time_to_accuracy.py's --set), except the recipe's name, kept as text (none: the plain
+    defaults, where parse_value would make it None)."""
+    from convclass.commands.common import parse_value
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--arm-set {item!r}: write KEY=VALUE, e.g. epochs=30")
-        out[key.strip().replace("-", "_")] = value if key.strip() == "recipe" else yaml.safe_load(value)
+        key = key.strip().replace("-", "_")
+        out[key] = value if key == "recipe" else parse_value(value)
     return out
 
 

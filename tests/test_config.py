@@ -131,7 +131,7 @@ def test_every_flag_sets_its_option(tmp_path):
                   warmup_epochs=1.5, label_smoothing=0.1, loss="asl", asl_gamma_neg=2.0, asl_gamma_pos=1.0,
                   asl_clip=0.1, lookahead=True, grad_clip=1.0, augment="flip-crop",
                   tta="flip", mixup=0.2, cutmix=0.3, balance="loss", patience=2, device="cuda:1", amp=False,
-                  channels_last=False, seed=7, threads=2, runs_dir="r", name="n", quiet=True, report=False,
+                  channels_last=False, compile=True, seed=7, threads=2, runs_dir="r", name="n", quiet=True, report=False,
                   sync_bn=True, precision="bf16", eval_batch_size=48, val_every=2, val_max=500,
                   path_column="Filename", label_column=3, group_column="subject", group_by=r"^(\w+)_",
                   image_root="imgs", image_ext=".jpg", class_names="names.json", hf_image_column="img",
@@ -193,7 +193,7 @@ def test_resume_applies_safe_options_with_a_note():
     assert (cfg.epochs, cfg.patience, cfg.device, cfg.threads, cfg.quiet) == (8, 3, "cpu", 2, True)
     assert notes == ["--resume: --epochs 5 -> 8", "--resume: --threads None -> 2"]
     assert set(SAFE_ON_RESUME) == {"epochs", "quiet", "patience", "threads", "workers", "device", "report",
-                                   "eval_batch_size", "val_every"}
+                                   "eval_batch_size", "val_every", "compile"}
 
 
 def test_resume_refuses_what_the_run_learns_with_in_one_line():

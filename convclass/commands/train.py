@@ -6,8 +6,8 @@ from .common import add_config_flags, config_from_args, flag_overrides
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes runs/<name>/")
     p.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its last checkpoint with its "
-                   "saved options; only --epochs, --patience, --quiet, --threads, --workers, --device and --report "
-                   "may change (default: start a new run)")
+                   "saved options; only --epochs, --patience, --quiet, --threads, --workers, --device, --report, "
+                   "--eval-batch-size, --val-every and --compile may change (default: start a new run)")
     add_config_flags(p)
     d = p.add_argument_group("distributed (torchrun / DDP)")
     d.add_argument("--nproc", type=int, metavar="N", help="launch this many processes per node with torchrun "

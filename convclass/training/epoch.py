@@ -78,12 +78,30 @@ def _new_phase(state: TrainState, end_to_end: bool) -> None:
     _PHASE[state] = phase
 
 
+# TrainState -> its model under torch.compile, made once per run: a new wrapper each epoch would trace again
+_COMPILED: weakref.WeakKeyDictionary[TrainState, torch.nn.Module] = weakref.WeakKeyDictionary()
+
+
+def _trained_module(state: TrainState) -> torch.nn.Module:
+    """The module the steps call: state.model, or (--compile) state.model under torch.compile. The compiled
+    wrapper shares the parameters, so the optimizer, checkpoints (saved from state.model, no `_orig_mod.` keys)
+    and validation (eager) see the same weights; freezing or unfreezing layers and a new batch shape recompile."""
+    if not state.cfg.compile:
+        return state.model
+    if state not in _COMPILED:
+        state.log("compile: torch.compile on the training forward and backward; the first steps compile")
+        import torch._inductor.config as inductor
+        inductor.fallback_random = True   # dropout draws the eager run's masks: same seeds, same run, exact resume
+        _COMPILED[state] = torch.compile(state.model)
+    return _COMPILED[state]
+
+
 def train_one_epoch(state: TrainState, hooks: list[Hook]) -> dict:
     """One pass over the training split. Under DDP every rank walks the same global batches (same seed) and
     takes its 1/world share of each, so the global batch is the same whatever the process count."""
     cfg, data, device, ctx = state.cfg, state.data, state.device, state.ctx
     finetune.set_stage(state.model, cfg, state.epoch, state.log)
-    net = finetune.training_view(wrap_ddp(state.model, ctx, device), data, cfg)  # frozen parts stay in eval
+    net = finetune.training_view(wrap_ddp(_trained_module(state), ctx, device), data, cfg)  # frozen stay in eval
     cached = frozen.cached_features(state)
     _new_phase(state, cached is None)
     order = torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch))

@@ -24,6 +24,8 @@ SEEDS = REPO / "examples" / "seeds"
 QUICK_IMAGES = 256
 TINY50 = "python examples/seeds/make_tiny50.py ~/data/tiny-imagenet-200"
 FLOWERS = "docs/datasets.md, Flowers-102 (GitHub 3ba2ii/Flower-Classifier)"
+FLOWERS64 = ("python examples/seeds/make_flowers102.py IMAGES imagelabels.mat setid.mat ~/data/flowers102-64 "
+             "(docs/datasets.md, Flowers-102 at 64x64)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ EXPERIMENTS = {
     "flowers102-resnet18-offline": Experiment("flowers102-resnet18", "~/data/flowers102",
                                               "as measured (Lite0's offline weights for ResNet-18's)",
                                               flags=("--model", "efficientnet_lite0"), get=FLOWERS),
+    "flowers102-64-resnet18-offline": Experiment("flowers102-resnet18", "~/data/flowers102-64",
+                                                 "as measured (official split, 64x64 copy; Lite0's offline weights)",
+                                                 flags=("--model", "efficientnet_lite0"), get=FLOWERS64),
     "tinyimagenet-finetune-lite0": Experiment("tinyimagenet-finetune-lite0", "~/data/tiny200",
                                               "87 % (ConvNeXt; Lite0 here)",
                                               get=f"{TINY50} ~/data/tiny200 --classes 200 --cut ''"),

@@ -33,6 +33,7 @@ def _load(path: Path):
 
 classics = _load(REPO / "bench" / "classics.py")
 tiny50 = _load(REPO / "examples" / "seeds" / "make_tiny50.py")
+flowers = _load(REPO / "examples" / "seeds" / "make_flowers102.py")
 
 # What the issue publishes for each experiment, as the seed must keep it (options the issue does not give are
 # the seed's own choice, stated in its header).
@@ -152,6 +153,61 @@ def test_tiny50_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not (REPO / "runs" / "tiny50-test").exists()
+    assert sorted(p.name for p in out.rglob("*")) == (["mine.txt"] if case == "not empty" else [])
+
+
+def fake_flowers(root: Path, n: int = 12, absent: int = 5) -> tuple[Path, Path, Path]:
+    """A flat image_NNNNN.jpg folder (one id absent), imagelabels.mat (3 categories) and setid.mat."""
+    from scipy.io import savemat
+    images = root / "jpg"
+    images.mkdir(parents=True)
+    for i in range(1, n + 1):
+        if i != absent:
+            Image.new("RGB", (8, 8), (20 * i, 0, 0)).save(images / f"image_{i:05d}.jpg")
+    savemat(root / "imagelabels.mat", {"labels": np.array([[1 + i % 3 for i in range(n)]], dtype=np.uint8)})
+    savemat(root / "setid.mat", {"trnid": np.array([[1, 2, 3, 4, 5, 6]]), "valid": np.array([[7, 8, 9]]),
+                                 "tstid": np.array([[10, 11, 12]])})
+    return images, root / "imagelabels.mat", root / "setid.mat"
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_flowers102_links_the_official_split_in_class_folders(tmp_path, monkeypatch):
+    images, labels, setid = fake_flowers(tmp_path / "src")
+    monkeypatch.setattr(flowers, "OFFICIAL_MD5", {"imagelabels.mat": _md5(labels), "setid.mat": _md5(setid)})
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({str(k): f"flower {k}" for k in range(1, 103)}))
+    out = tmp_path / "flowers"
+    assert flowers.main([str(images), str(labels), str(setid), str(out), "--names", str(names)]) == 0
+    info = json.loads((out / "flowers102.json").read_text())
+    assert info["counts"] == {"train": 5, "val": 3, "test": 3} and info["missing"] == [5]
+    # image i has category 1 + (i - 1) % 3 (labels are 1-based ids into the list)
+    assert sorted(p.name for p in (out / "train" / "1").iterdir()) == ["image_00001.jpg", "image_00004.jpg"]
+    assert all(p.is_symlink() for p in out.rglob("*.jpg"))
+    spec = scan_folder(out)
+    assert len(spec.train) == 5 and len(spec.val) == 3 and len(spec.test) == 3 and len(spec.classes) == 3
+    assert json.loads((out / "class_names.json").read_text())["102"] == "flower 102"
+
+
+@pytest.mark.parametrize("case", ["edited labels", "inside the repository", "not empty"])
+def test_flowers102_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, case):
+    images, labels, setid = fake_flowers(tmp_path / "src")
+    out = tmp_path / "out"
+    if case != "edited labels":
+        monkeypatch.setattr(flowers, "OFFICIAL_MD5", {"imagelabels.mat": _md5(labels), "setid.mat": _md5(setid)})
+    if case == "inside the repository":
+        out = REPO / "runs" / "flowers-test"
+    elif case == "not empty":
+        out.mkdir()
+        (out / "mine.txt").write_text("keep")
+    assert flowers.main([str(images), str(labels), str(setid), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert ("md5" in err) == (case == "edited labels")
+    assert not (REPO / "runs" / "flowers-test").exists()
     assert sorted(p.name for p in out.rglob("*")) == (["mine.txt"] if case == "not empty" else [])
 
 

@@ -37,3 +37,17 @@ def test_compiled_training_learns_the_eager_weights(rgb_folder, tmp_path):
     assert compiled.history[-1]["train_loss"] == pytest.approx(eager.history[-1]["train_loss"], rel=1e-3)
     torch._dynamo.reset()
 
+
+
+def test_compile_without_a_cpp_compiler_is_refused_in_one_line_before_the_data(tmp_path, monkeypatch):
+    import torch._inductor.cpp_builder as cpp_builder
+    from convclass.errors import ConvclassError
+
+    def no_compiler():
+        raise RuntimeError("Compiler: g++ is not found")
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    with pytest.raises(ConvclassError) as e:
+        train(data=str(tmp_path / "not-read"), model="shallow", epochs=1, device="cpu", compile=True, quiet=True,
+              runs_dir=str(tmp_path / "runs"))
+    assert "C++ compiler" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "runs").exists()

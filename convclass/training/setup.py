@@ -85,11 +85,29 @@ def resume_config(run_dir: Path, overrides: dict) -> tuple[TrainConfig, dict | N
     return cfg, ckpt, finished(run_dir, ckpt, cfg)
 
 
+def check_compile_toolchain(device: torch.device) -> None:
+    """--compile's toolchain, checked before any data is read: inductor builds CPU kernels with a C++ compiler and
+    CUDA kernels with Triton; without them the first step would fail minutes in, with a page of traceback."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            raise ConvclassError("--compile on CUDA needs Triton (pip install triton); or train without --compile")
+        return
+    from torch._inductor.cpp_builder import get_cpp_compiler
+    try:
+        get_cpp_compiler()
+    except Exception:  # inductor raises its own types here, and they differ between platforms and versions
+        raise ConvclassError("--compile needs a C++ compiler for the CPU kernels (Debian/Ubuntu: apt install g++, "
+                             "or point CXX at one); or train without --compile") from None
+
+
 def start_process(cfg: TrainConfig) -> tuple[DistContext, torch.device, Log]:
     """Threads, the DDP process group (when torchrun started us), the device, and a log only rank 0 prints."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx, device = init_distributed(resolve_device(cfg.device))
+    if cfg.compile:
+        check_compile_toolchain(device)
     if device.type == "cpu":
         tune_cpu_allocator()
     seed_everything(cfg.seed)

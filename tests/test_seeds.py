@@ -192,7 +192,8 @@ def test_flowers102_links_the_official_split_in_class_folders(tmp_path, monkeypa
     assert json.loads((out / "class_names.json").read_text())["102"] == "flower 102"
 
 
-@pytest.mark.parametrize("case", ["edited labels", "inside the repository", "not empty"])
+@pytest.mark.parametrize("case", ["edited labels", "inside the repository", "not empty", "names lack one",
+                                  "labels are a FIFO"])
 def test_flowers102_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, case):
     images, labels, setid = fake_flowers(tmp_path / "src")
     out = tmp_path / "out"
@@ -203,10 +204,19 @@ def test_flowers102_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, mon
     elif case == "not empty":
         out.mkdir()
         (out / "mine.txt").write_text("keep")
-    assert flowers.main([str(images), str(labels), str(setid), str(out)]) == 2
+    extra = []
+    if case == "names lack one":
+        names = tmp_path / "names.json"
+        names.write_text(json.dumps({str(k): f"flower {k}" for k in range(1, 102)}))   # no 102
+        extra = ["--names", str(names)]
+    elif case == "labels are a FIFO":
+        labels = tmp_path / "fifo.mat"
+        os.mkfifo(labels)                         # would block a plain read for ever
+    assert flowers.main([str(images), str(labels), str(setid), str(out), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert ("md5" in err) == (case == "edited labels")
+    assert ("FIFO" in err) == (case == "labels are a FIFO")
     assert not (REPO / "runs" / "flowers-test").exists()
     assert sorted(p.name for p in out.rglob("*")) == (["mine.txt"] if case == "not empty" else [])
 

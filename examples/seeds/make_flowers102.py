@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 OFFICIAL_MD5 = {"imagelabels.mat": "e0620be6f572b9609742df49c70aed4d",
                 "setid.mat": "a5357ecc9cb78c4bef273ce3793fc85c"}
 SPLITS = {"train": "trnid", "val": "valid", "test": "tstid"}
+MAX_SMALL_FILE = 2**20     # the .mat files are 502 and 14,989 bytes, cat_to_name.json 3 KB
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,15 +39,33 @@ class Refused(Exception):
     """A one-line reason the folder cannot be built."""
 
 
+def read_small(path: Path) -> bytes:
+    """The bytes of a small regular file (convclass.safeio: a FIFO, a device or a huge file is refused)."""
+    from convclass.safeio import Refused as Unsafe, read_regular
+    try:
+        return read_regular(path, MAX_SMALL_FILE)
+    except Unsafe as e:
+        raise Refused(f"{path}: {e}") from None
+
+
 def read_mat(path: Path, expected_md5: str) -> dict:
+    """The MATLAB file's arrays, once its bytes match the official md5 (read once: checked bytes are parsed)."""
     from scipy.io import loadmat   # MATLAB v5 data only: loadmat runs no code from the file
-    if not path.is_file():
-        raise Refused(f"{path} is not a file; it comes with Flowers-102 (docs/datasets.md)")
-    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    data = read_small(path)
+    digest = hashlib.md5(data).hexdigest()
     if digest != expected_md5:
         raise Refused(f"{path} has md5 {digest}, not the official {expected_md5}; use the file that comes "
                       "with Flowers-102")
-    return loadmat(str(path))
+    return loadmat(io.BytesIO(data))
+
+
+def read_names(path: Path) -> dict[str, str]:
+    """Category number -> name for 1..102, from a JSON object (cat_to_name.json)."""
+    try:
+        table = json.loads(read_small(path))
+        return {str(k): str(table[str(k)]) for k in range(1, 103)}
+    except (ValueError, TypeError, KeyError) as e:
+        raise Refused(f"{path}: not a JSON object naming categories 1..102 ({type(e).__name__}: {e})") from None
 
 
 def plan(images: Path, labels_mat: Path, setid_mat: Path) -> tuple[dict[str, list[tuple[int, int]]], list[int]]:
@@ -70,16 +90,17 @@ def build(images: Path, labels_mat: Path, setid_mat: Path, out: Path, names: Pat
         raise Refused(f"{out} is inside the repository; data never goes there (use e.g. ~/data/flowers102-64)")
     if out.exists() and any(out.iterdir()):
         raise Refused(f"{out} exists and is not empty; give a new folder")
-    splits, missing = plan(images.resolve(), labels_mat, setid_mat)
+    src = images.resolve()
+    splits, missing = plan(src, labels_mat, setid_mat)
+    table = read_names(names) if names is not None else None   # every input read before anything is written
     for split, items in splits.items():
         for i, category in items:
             link = out / split / str(category) / f"image_{i:05d}.jpg"
             link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(images.resolve() / link.name, link)
-    if names is not None:
-        table = json.loads(names.read_text())
-        (out / "class_names.json").write_text(json.dumps({str(k): table[str(k)] for k in range(1, 103)}, indent=1))
-    info = {"source": str(images.resolve()), "counts": {s: len(v) for s, v in splits.items()},
+            os.symlink(src / link.name, link)
+    if table is not None:
+        (out / "class_names.json").write_text(json.dumps(table, indent=1))
+    info = {"source": str(src), "counts": {s: len(v) for s, v in splits.items()},
             "classes": {s: len({c for _, c in v}) for s, v in splits.items()}, "missing": missing}
     (out / "flowers102.json").write_text(json.dumps(info, indent=1))
     return info

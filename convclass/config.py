@@ -225,8 +225,9 @@ class TrainConfig:
     channels_last: bool = option(True, "NHWC memory format for 4-D weights and batches (faster kernels on CPU and "
                                        "CUDA)")
     compile: bool = option(False, "torch.compile (inductor) the training forward and backward: the first steps "
-                                  "compile (30-60 s on 2 CPU cores, needs a C++ compiler), later steps run fused "
-                                  "kernels; validation, checkpoints and exports are unchanged")
+                                  "compile (up to a minute on 2 CPU cores; needs a C++ compiler, or Triton on "
+                                  "CUDA); measured slower than eager for cnn3 on a 2-core AVX2 CPU (docs/fast.md); "
+                                  "validation, checkpoints and exports are unchanged")
     seed: int = option(0, "seed of the splits, the initial weights and the augmentation", range=(0, 2**32 - 1),
                        metavar="N")
     threads: int | None = option(help="torch intra-op threads", range=(1, 1024), metavar="N",

@@ -352,11 +352,13 @@ SAFE_ON_RESUME = ("epochs", "quiet", "patience", "threads", "workers", "device",
 _PATHS = ("data", "data_root", "weights", "runs_dir", "image_root", "class_names")
 
 
-def resume_overrides(saved: TrainConfig, overrides: dict[str, Any], run_dir: str | Path
+def resume_overrides(saved: TrainConfig, overrides: dict[str, Any], run_dir: str | Path,
+                     safe: tuple[str, ...] = SAFE_ON_RESUME, instead: str | None = None
                      ) -> tuple[TrainConfig, list[str]]:
     """The saved config of a run being resumed with the options given again (None: not given) applied, and a note
-    for each change. An option equal to its saved value is fine; one in SAFE_ON_RESUME is applied; any other
-    change is refused in one line (a run cannot learn with other settings halfway and resume exactly)."""
+    for each change. An option equal to its saved value is fine; one in `safe` is applied; any other change is
+    refused in one line (a run cannot learn with other settings halfway and resume exactly) that ends with
+    `instead` (default: start a new run from the run's weights)."""
     given = {k: v for k, v in check_values(overrides, "", only_names=True).items() if v is not None}
     if isinstance(given.get("model_args"), dict):  # --model-arg adds knobs to the saved ones
         given["model_args"] = {**saved.model_args, **given["model_args"]}
@@ -364,13 +366,14 @@ def resume_overrides(saved: TrainConfig, overrides: dict[str, Any], run_dir: str
     if "epochs" in changed and saved.schedule == "onecycle":  # its state fixes the total step count
         raise ConvclassError(f"--resume {run_dir}: a onecycle schedule cannot be extended from {saved.epochs} to "
                              f"{changed['epochs']} epochs; start a new run (--weights {run_dir}/best.pt) instead")
-    refused = [k for k in changed if k not in SAFE_ON_RESUME]
+    refused = [k for k in changed if k not in safe]
     if refused:
         shown = ", ".join(f"{flag_name(k, _FIELDS[k].metadata)} ({_short(getattr(saved, k))} -> "
                           f"{_short(changed[k])})" for k in refused)
+        instead = instead or (f"start a new run from its weights instead: convclass train --weights "
+                              f"{run_dir}/best.pt with the options you want")
         raise ConvclassError(f"--resume {run_dir} continues with its saved settings and cannot change {shown}; "
-                             f"start a new run from its weights instead: convclass train --weights "
-                             f"{run_dir}/best.pt with the options you want")
+                             f"{instead}")
     notes = [f"--resume: {flag_name(k, _FIELDS[k].metadata)} {_short(getattr(saved, k))} -> {_short(v)}"
              for k, v in changed.items() if k != "quiet"]  # the CLI passes quiet=False unless --quiet
     return (saved.update(**changed) if changed else saved), notes

@@ -4,18 +4,24 @@ All labelled images (train, val and test splits as prepared) are pooled, --subse
 (stratified, seeded) before anything else, and the pool is cut into K stratified folds; fold i
 is the test set of run i, and that run's validation split (for the best checkpoint and early stopping) is carved
 from the other folds with --val-split. Each fold is a full `train` run in <cv folder>/fold<i>/.
+
+`convclass cv --resume <cv folder>` finishes a cross-validation that was stopped: folds already scored are read
+back, a fold stopped mid-way resumes from its last.pt (exactly, as `train --resume`), the rest train. A 5-fold
+of 30-epoch CIFAR-10 runs takes hours on a laptop; it need not be one sitting.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import SAFE_ON_RESUME, TrainConfig, load_config, resume_overrides, save_config
 from ..data.groups import assign_groups, group_split
 from ..data.multilabel import is_multilabel, multilabel_folds, stratify_key
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
@@ -25,11 +31,16 @@ from ..errors import ConvclassError
 from ..metrics import expected_calibration_error
 from ..models import model_entry
 from ..reporting import load_predictions
+from ..safeio import read_regular
 from ..training import finetune
 from ..training.runs import new_run_dir
 from .train import train_and_report
 
 __all__ = ["cross_validate", "format_cv", "pooled_data", "read_oof", "CV_METRICS"]
+
+PLAN, CV_CONFIG = "cv_plan.json", "cv_config.yaml"  # written when a cross-validation starts, read by --resume
+# what `cv --resume` may change: SAFE_ON_RESUME less what would make the folds train unlike each other
+SAFE_ON_CV_RESUME = tuple(k for k in SAFE_ON_RESUME if k not in ("epochs", "patience"))
 
 CV_METRICS = ["accuracy", "top5_accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
               "recall_weighted", "f1_weighted", "ece", "map", "f1_micro", "subset_accuracy", "hamming_loss"]
@@ -106,16 +117,33 @@ def read_oof(cv_dir) -> dict:
                 "classes": [str(c) for c in z["classes"]], "paths": [str(p) for p in z["paths"]] or None}
 
 
-def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
-                   pooled: tuple[PreparedData, TensorSplit] | None = None, **overrides) -> dict:
-    """Train `folds` runs and return {folds: [per-fold metrics], mean, std, output_dir}; writes cv.json, cv.csv
-    and oof.npz (read_oof: each image's probabilities from the fold that did not train on it).
+def cross_validate(config: TrainConfig | None = None, folds: int | None = None, *,
+                   pooled: tuple[PreparedData, TensorSplit] | None = None, resume: str | Path | None = None,
+                   **overrides) -> dict:
+    """Train `folds` runs (default 5) and return {folds: [per-fold metrics], mean, std, output_dir}; writes
+    cv.json, cv.csv and oof.npz (read_oof: each image's probabilities from the fold that did not train on it).
 
     std is the sample standard deviation over folds (ddof=1). Fold runs skip their report.html (a fold's figures
     are rarely read; `convclass report <cv folder>/fold<i>` draws them later). `pooled`: pooled_data(config),
-    when the caller already holds it.
+    when the caller already holds it. `resume`: a cv folder to finish with its saved config (cv_config.yaml) and
+    folds; of the overrides only SAFE_ON_CV_RESUME may differ from it, and the data must give the same folds.
     """
-    cfg = (config or TrainConfig()).update(**overrides)
+    plan = None
+    if resume is not None:
+        cv_dir = Path(resume)
+        if config is not None:
+            raise ConvclassError(f"--resume {cv_dir} continues with its saved {CV_CONFIG}; drop --config")
+        plan = _read_plan(cv_dir)
+        if folds is not None and folds != plan["folds"]:
+            raise ConvclassError(f"--resume {cv_dir} is a {plan['folds']}-fold cross-validation and cannot change "
+                                 f"to --folds {folds}; start a new `convclass cv` for that")
+        folds = plan["folds"]
+        cfg, notes = resume_overrides(load_config(cv_dir / CV_CONFIG), overrides, cv_dir, SAFE_ON_CV_RESUME,
+                                      instead="start a new `convclass cv` with the options you want")
+        for note in notes if not cfg.quiet else []:
+            print(note, flush=True)
+    else:
+        cfg, folds = (config or TrainConfig()).update(**overrides), 5 if folds is None else folds
     if folds < 2:
         raise ConvclassError(f"--folds must be at least 2, not {folds}")
     data, pool = pooled or pooled_data(cfg)
@@ -129,13 +157,24 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
         small = data.classes[int(counts.argmin())]
         raise ConvclassError(f"class {small!r} has only {counts.min()} image(s), fewer than --folds {folds}; "
                              "use fewer folds")
-    cv_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}-cv")  # --name X: runs/X, as train
-    rows = []
-    oof, held_by = np.zeros((len(y), len(data.classes)), np.float32), np.zeros(len(y), np.int64)
     groups = None  # with groups, folds and each fold's val split take whole groups; an image without one is its own
     if data.groups is not None and pool.paths is not None:
         groups = np.asarray([data.groups.get(p, "\0" + p) for p in pool.paths], dtype=object)
-    for i, test_idx in enumerate(fold_indices(y, folds, cfg.seed, groups)):
+    test_folds = fold_indices(y, folds, cfg.seed, groups)
+    fingerprint = _fingerprint(y, pool.paths, test_folds)
+    if plan is None:
+        cv_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}-cv")  # --name X: runs/X, as train
+        save_config(cfg, cv_dir / CV_CONFIG)
+        (cv_dir / PLAN).write_text(json.dumps({"folds": folds, "n": int(len(y)), "fingerprint": fingerprint}))
+    elif plan["fingerprint"] != fingerprint:
+        raise ConvclassError(f"--resume {cv_dir}: {cfg.data} no longer gives the folds this cross-validation "
+                             f"started with (its images, labels or their paths changed); start a new `convclass "
+                             f"cv`")
+    fold_over = None if plan is None else {k: v for k, v in overrides.items()
+                                           if k in SAFE_ON_CV_RESUME and k != "report" and v is not None}
+    rows = []
+    oof, held_by = np.zeros((len(y), len(data.classes)), np.float32), np.zeros(len(y), np.int64)
+    for i, test_idx in enumerate(test_folds):
         rest = np.setdiff1d(np.arange(len(y)), test_idx)
         if groups is not None:
             keep, held = group_split(y[rest], groups[rest], cfg.val_split, cfg.seed + 1 + i)
@@ -148,7 +187,7 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
                                  notes=[f"cross-validation fold {i + 1}/{folds}"])
         print(f"fold {i + 1}/{folds}: train {len(train_s)} / val {len(val_s)} / test {len(test_s)} images",
               flush=True)
-        res = train_and_report(cfg.update(runs_dir=str(cv_dir), name=f"fold{i + 1}", report=False), prepared=fold_data)
+        res = _train_fold(cfg, cv_dir / f"fold{i + 1}", fold_data, fold_over)
         m = res.test_metrics
         pred = load_predictions(res.run_dir)
         oof[test_idx], held_by[test_idx] = pred["probs"], i
@@ -174,6 +213,48 @@ def cross_validate(config: TrainConfig | None = None, folds: int = 5, *,
         w.writerow(["mean"] + [f"{mean[k]:.6f}" for k in keys] + ["", ""])
         w.writerow(["std"] + [f"{std[k]:.6f}" for k in keys] + ["", ""])
     return result
+
+
+def _fingerprint(y: np.ndarray, paths: list[str] | None, test_folds: list[np.ndarray]) -> str:
+    """What must not change between a cross-validation's start and its --resume: the pooled images' labels and
+    paths in order, and the folds cut from them (a fold resumed on other images would mix two experiments)."""
+    h = hashlib.sha256(np.ascontiguousarray(y).tobytes())
+    h.update("\0".join(paths or []).encode("utf-8", "surrogateescape"))
+    for f in test_folds:
+        h.update(b"|" + np.asarray(f, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _read_plan(cv_dir: Path) -> dict:
+    """cv_plan.json of a cv folder (read bounded: the folder may come from anywhere), checked for its fields."""
+    if not (cv_dir / CV_CONFIG).is_file() or not (cv_dir / PLAN).is_file():
+        raise ConvclassError(f"--resume {cv_dir}: not a folder `convclass cv` started (no {PLAN} and {CV_CONFIG}); "
+                             "pass the folder a cross-validation printed, or start a new one")
+    try:
+        plan = json.loads(read_regular(cv_dir / PLAN, 1 << 16))
+    except (OSError, ValueError) as e:
+        raise ConvclassError(f"--resume {cv_dir}: {PLAN} is not readable ({e}); start a new `convclass cv`") from None
+    if not (isinstance(plan, dict) and isinstance(plan.get("folds"), int) and isinstance(plan.get("fingerprint"), str)):
+        raise ConvclassError(f"--resume {cv_dir}: {PLAN} is not a cross-validation plan; start a new `convclass cv`")
+    return plan
+
+
+def _train_fold(cfg: TrainConfig, fold_dir: Path, fold_data: PreparedData, resumed: dict | None):
+    """One fold's train_and_report: a new run in fold_dir, or (resumed is the options given to --resume) the run
+    already there continued from its last.pt, or read back if it was scored."""
+    if resumed is not None and (fold_dir / "config.yaml").is_file():
+        if not (fold_dir / "predictions.npz").is_file():
+            # stopped between writing test_metrics.json and predictions.npz: score best.pt again for both
+            (fold_dir / "test_metrics.json").unlink(missing_ok=True)
+        return train_and_report(resume=fold_dir, prepared=fold_data, **resumed)
+    if resumed is not None and fold_dir.exists():
+        try:  # made by a run stopped before it wrote its config.yaml: nothing in it to keep
+            fold_dir.rmdir()
+        except OSError:
+            raise ConvclassError(f"{fold_dir} is in the way: not a run folder (no config.yaml) and not empty; move "
+                                 "it elsewhere and resume again") from None
+    return train_and_report(cfg.update(runs_dir=str(fold_dir.parent), name=fold_dir.name, report=False),
+                            prepared=fold_data)
 
 
 def format_cv(r: dict) -> str:

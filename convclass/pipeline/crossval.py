@@ -166,6 +166,8 @@ def cross_validate(config: TrainConfig | None = None, folds: int | None = None, 
         cv_dir = new_run_dir(cfg.runs_dir, cfg.name or f"{data.name}-{cfg.model}-cv")  # --name X: runs/X, as train
         save_config(cfg, cv_dir / CV_CONFIG)
         (cv_dir / PLAN).write_text(json.dumps({"folds": folds, "n": int(len(y)), "fingerprint": fingerprint}))
+        if not cfg.quiet:
+            print(f"cross-validation folder: {cv_dir} (if it stops: convclass cv --resume {cv_dir})", flush=True)
     elif plan["fingerprint"] != fingerprint:
         raise ConvclassError(f"--resume {cv_dir}: {cfg.data} no longer gives the folds this cross-validation "
                              f"started with (its images, labels or their paths changed); start a new `convclass "
@@ -246,6 +248,11 @@ def _train_fold(cfg: TrainConfig, fold_dir: Path, fold_data: PreparedData, resum
         if not (fold_dir / "predictions.npz").is_file():
             # stopped between writing test_metrics.json and predictions.npz: score best.pt again for both
             (fold_dir / "test_metrics.json").unlink(missing_ok=True)
+        elif (fold_dir / "test_metrics.json").is_file():
+            # scored: read back quietly (train's "to train it further: train --resume" is not advice for a fold)
+            if not cfg.quiet:
+                print(f"{fold_dir.name}: scored before; read back from {fold_dir}", flush=True)
+            return train_and_report(resume=fold_dir, prepared=fold_data, **{**resumed, "quiet": True})
         return train_and_report(resume=fold_dir, prepared=fold_data, **resumed)
     if resumed is not None and fold_dir.exists():
         try:  # made by a run stopped before it wrote its config.yaml: nothing in it to keep

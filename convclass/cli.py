@@ -6,7 +6,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import ConvclassError, printable
+from .errors import ConvclassError, Interrupted, printable
 
 __all__ = ["main", "build_parser"]
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `convclass models | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        more = f"; continue with: {printable(e.resume)}" if isinstance(e, Interrupted) else ""
+        print(f"interrupted{more}", file=sys.stderr)
         return 130
 
 

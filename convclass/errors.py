@@ -1,10 +1,19 @@
 """User-facing errors: the CLI prints these as one line and exits non-zero, with no traceback."""
 
-__all__ = ["ConvclassError", "printable"]
+__all__ = ["ConvclassError", "Interrupted", "printable"]
 
 
 class ConvclassError(Exception):
     """A problem the user can fix; the message says what to do."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C once there is something to continue from: `resume` is the command that continues it (the CLI
+    prints it after "interrupted")."""
+
+    def __init__(self, resume: str, folder: str | None = None):
+        super().__init__(resume)
+        self.resume, self.folder = resume, folder  # folder: what the command continues
 
 
 def printable(text) -> str:

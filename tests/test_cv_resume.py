@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error
+from convclass.errors import Interrupted
 from synth import write_class_folders
 
 DIGITS = dict(data="digits", model="shallow", epochs=3, lr=0.01, device="cpu", threads=1, quiet=True, name="cv")
@@ -40,9 +41,10 @@ def test_resumed_cv_equals_one_run_straight_through(tmp_path, monkeypatch):
 
     with monkeypatch.context() as m:
         _stop_fold_two_after_epoch_one(m)
-        with pytest.raises(Stop):
+        with pytest.raises(Interrupted) as stopped:
             cross_validate(folds=3, runs_dir=str(tmp_path / "b"), data_root=cache, **DIGITS)
     cv_dir = tmp_path / "b" / "cv"
+    assert stopped.value.resume == f"convclass cv --resume {cv_dir}"  # not the fold's own train --resume
     assert (cv_dir / "fold1" / "test_metrics.json").is_file()
     assert (cv_dir / "fold2" / "last.pt").is_file() and not (cv_dir / "fold2" / "test_metrics.json").exists()
     assert not (cv_dir / "fold3").exists() and not (cv_dir / "cv.json").exists()
@@ -103,3 +105,54 @@ def test_resume_refuses_data_that_gives_other_folds(tmp_path, cli):
     before = sorted(p.name for p in cv_dir.iterdir())
     assert_one_line_error(cli("cv", "--resume", cv_dir), "no longer gives the folds")
     assert sorted(p.name for p in cv_dir.iterdir()) == before  # nothing trained, nothing written
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path, cli, monkeypatch):
+    """The CLI's "interrupted" line names the command that continues: cv's for a cross-validation; train's for a
+    run with a checkpoint; nothing to continue before the first checkpoint (the run folder is gone)."""
+    _stop_fold_two_after_epoch_one(monkeypatch)
+    r = cli("cv", "--folds", "3", "--data", "digits", "--model", "shallow", "--epochs", "2", "--device", "cpu",
+            "--runs-dir", tmp_path, "--data-root", tmp_path / "cache", "--name", "cv", "--quiet")
+    assert r.rc == 130 and r.err.strip().splitlines()[-1] == f"interrupted; continue with: convclass cv --resume {tmp_path / 'cv'}"
+
+    from convclass import train
+
+    def ctrl_c(row, run_dir):
+        raise KeyboardInterrupt
+    with pytest.raises(Interrupted) as stopped:
+        train(data="digits", model="shallow", epochs=3, device="cpu", quiet=True, runs_dir=str(tmp_path),
+              data_root=str(tmp_path / "cache"), name="one", callbacks=[ctrl_c])
+    assert stopped.value.resume == f"convclass train --resume {tmp_path / 'one'}"
+
+    from convclass.training.core import Hook
+
+    class FirstStep(Hook):
+        def on_step_end(self, state):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt) as early:
+        train(data="digits", model="shallow", epochs=3, device="cpu", quiet=True, runs_dir=str(tmp_path),
+              data_root=str(tmp_path / "cache"), name="two", hooks=[FirstStep()])
+    assert not isinstance(early.value, Interrupted) and not (tmp_path / "two").exists()
+
+
+def test_ctrl_c_in_label_issues_and_tune_names_their_own_way_on(tmp_path, cli, monkeypatch):
+    """A fold of label-issues or a trial of tune is a train run inside something larger: the line names what
+    continues the larger thing, not the inner run's own train --resume."""
+    with monkeypatch.context() as m:
+        _stop_fold_two_after_epoch_one(m)
+        r = cli("label-issues", "digits", "--folds", "3", "--model", "shallow", "--epochs", "2", "--device", "cpu",
+                "--runs-dir", tmp_path, "--data-root", tmp_path / "cache", "--quiet")
+    cv_dir = next(tmp_path.glob("*-cv"))
+    assert r.rc == 130 and r.err.strip().splitlines()[-1] == (
+        f"interrupted; continue with: convclass cv --resume {cv_dir}, then convclass label-issues --from-cv {cv_dir}")
+
+    import convclass.pipeline
+
+    def ctrl_c_after_a_checkpoint(cfg, **kw):
+        raise Interrupted(f"convclass train --resume {cfg.runs_dir}/{cfg.name}")
+    monkeypatch.setattr(convclass.pipeline, "train_and_report", ctrl_c_after_a_checkpoint)  # tune's trial runs
+    r = cli("tune", "--data", "digits", "--model", "shallow", "--epochs", "1", "--trials", "2", "--runs-dir",
+            tmp_path / "tune", "--data-root", tmp_path / "cache", "--storage", f"sqlite:///{tmp_path / 'tune.db'}")
+    assert r.rc == 130, r
+    assert r.err.strip().splitlines()[-1] == ("interrupted; continue with: the same `convclass tune` command (the "
+                                              "study continues from its database)")

@@ -27,7 +27,7 @@ from ..data.multilabel import is_multilabel, multilabel_folds, stratify_key
 from ..data.prepare import PreparedData, TensorSplit, channel_stats, prepare_data, stratified_split
 from ..data.sources import DataOptions
 from ..data.summary import class_counts
-from ..errors import ConvclassError
+from ..errors import ConvclassError, Interrupted
 from ..metrics import expected_calibration_error
 from ..models import model_entry
 from ..reporting import load_predictions
@@ -189,7 +189,10 @@ def cross_validate(config: TrainConfig | None = None, folds: int | None = None, 
                                  notes=[f"cross-validation fold {i + 1}/{folds}"])
         print(f"fold {i + 1}/{folds}: train {len(train_s)} / val {len(val_s)} / test {len(test_s)} images",
               flush=True)
-        res = _train_fold(cfg, cv_dir / f"fold{i + 1}", fold_data, fold_over)
+        try:
+            res = _train_fold(cfg, cv_dir / f"fold{i + 1}", fold_data, fold_over)
+        except KeyboardInterrupt:  # a fold's own `train --resume` would finish that fold, not the cross-validation
+            raise Interrupted(f"convclass cv --resume {cv_dir}", str(cv_dir)) from None
         m = res.test_metrics
         pred = load_predictions(res.run_dir)
         oof[test_idx], held_by[test_idx] = pred["probs"], i

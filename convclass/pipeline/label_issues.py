@@ -19,7 +19,7 @@ import torch
 from .. import checks
 from ..config import TrainConfig
 from ..data.prepare import PreparedData, TensorSplit
-from ..errors import ConvclassError, printable
+from ..errors import ConvclassError, Interrupted, printable
 from ..inference import predict_logits
 from ..inspection.issues_page import write_issues_page
 from ..inspection.label_issues import KINDS, LEAVE_OUT, IssueReport, find_issues, write_issues_csv, \
@@ -115,7 +115,10 @@ def find_label_issues(config: TrainConfig | None = None, folds: int = 5, *, from
     else:
         cfg = with_recipe(config or TrainConfig(), overrides)  # as `train` does: a named recipe, then the rest
         data, pool = pooled_data(cfg)
-        cv_dir = Path(cross_validate(cfg, folds, pooled=(data, pool))["output_dir"])
+        try:
+            cv_dir = Path(cross_validate(cfg, folds, pooled=(data, pool))["output_dir"])
+        except Interrupted as e:  # the folds go on with cv --resume; label-issues then reads them
+            raise Interrupted(f"{e.resume}, then convclass label-issues --from-cv {e.folder}", e.folder) from None
         run_dirs = [cv_dir / f"fold{i + 1}" for i in range(folds)]
     try:
         oof = read_oof(cv_dir)

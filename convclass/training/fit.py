@@ -9,6 +9,7 @@ from pathlib import Path
 from ..checkpoint import save_checkpoint
 from ..config import TrainConfig, git_commit, save_config
 from ..data import PreparedData
+from ..errors import Interrupted
 from .core import Hook, TrainState
 from .distributed import check_replicas, share_run_dir, shutdown
 from .epoch import train_one_epoch
@@ -105,4 +106,7 @@ def _fit(state: TrainState, fresh: bool) -> None:
             raise diverged(str(e), state) from None
         if full := disk_full(e, state.run_dir):
             raise full from None
+        if (isinstance(e, KeyboardInterrupt) and not isinstance(e, Interrupted) and state.ctx.is_main
+                and (state.run_dir / "last.pt").is_file()):
+            raise Interrupted(f"convclass train --resume {state.run_dir}") from None
         raise

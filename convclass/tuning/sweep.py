@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..config import TrainConfig
-from ..errors import ConvclassError
+from ..errors import ConvclassError, Interrupted
 from .space import Param, apply_params, default_space, suggest
 
 __all__ = ["TuneResult", "tune", "open_study", "write_best_config", "default_storage"]
@@ -139,7 +139,10 @@ def _objective(base: TrainConfig, space: list[Param], runs_root: Path, log):
             return False
 
         t0 = time.perf_counter()
-        res = train_and_report(cfg, callbacks=[report])
+        try:
+            res = train_and_report(cfg, callbacks=[report])
+        except Interrupted:  # not the trial's own train --resume: the study goes on from its database
+            raise Interrupted("the same `convclass tune` command (the study continues from its database)") from None
         best = max(_score(r) for r in res.history if _score(r) == _score(r))  # NaN: not validated
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         trial.set_user_attr("test_acc", res.test_metrics.get("accuracy", res.test_metrics.get("map")))

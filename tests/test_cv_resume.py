@@ -156,3 +156,18 @@ def test_ctrl_c_in_label_issues_and_tune_names_their_own_way_on(tmp_path, cli, m
     assert r.rc == 130, r
     assert r.err.strip().splitlines()[-1] == ("interrupted; continue with: the same `convclass tune` command (the "
                                               "study continues from its database)")
+
+
+def test_resume_refuses_special_files_where_scores_are_read(tmp_path, cli):
+    """A cv folder may come from anywhere: a FIFO where a fold's scores or predictions belong is refused in one
+    line instead of hanging the read (or a later write)."""
+    import os
+    _, cv_dir = _small_cv(tmp_path, cli)
+    (cv_dir / "fold1" / "test_metrics.json").unlink()
+    os.mkfifo(cv_dir / "fold1" / "test_metrics.json")
+    assert_one_line_error(cli("cv", "--resume", cv_dir), "test_metrics.json", "FIFO")
+    (cv_dir / "fold1" / "test_metrics.json").unlink()
+    (cv_dir / "fold2" / "predictions.npz").unlink()
+    os.mkfifo(cv_dir / "fold2" / "predictions.npz")
+    (cv_dir / "fold2" / "test_metrics.json").unlink()
+    assert_one_line_error(cli("report", cv_dir / "fold2"), "predictions.npz", "FIFO")

@@ -7,7 +7,7 @@ from the other folds with --val-split. Each fold is a full `train` run in <cv fo
 
 `convclass cv --resume <cv folder>` finishes a cross-validation that was stopped: folds already scored are read
 back, a fold stopped mid-way resumes from its last.pt (exactly, as `train --resume`), the rest train. A 5-fold
-of 30-epoch CIFAR-10 runs takes hours on a laptop; it need not be one sitting.
+of 30-epoch CIFAR-10 runs is estimated at over an hour per fold on 2 cores; it need not be one sitting.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..checks import display_names
 from ..errors import ConvclassError
+from ..safeio import Refused, open_regular
 from ..metrics import calibration_bins, classification_metrics, expected_calibration_error, most_confused_pairs
 from .html import FIGURES, run_name, write_html
 
@@ -37,7 +38,11 @@ def load_predictions(folder: str | Path) -> dict:
     p = Path(folder) / "predictions.npz"
     if not p.exists():
         raise ConvclassError(f"{folder} has no predictions.npz; train or `convclass evaluate` the run first")
-    with np.load(p, allow_pickle=False) as z:
+    try:  # any size (the arrays are what they are), but a FIFO or device would hang np.load
+        f = open_regular(p, 2**62)
+    except Refused as e:
+        raise ConvclassError(f"{p}: {e}; evaluate the run again (`convclass evaluate {folder}`)") from None
+    with f, np.load(f, allow_pickle=False) as z:
         probs = z["probs"].astype(np.float64)
         if z["y_true"].ndim == 1:  # float16 storage: renormalise (multi-label sigmoid rows do not sum to 1)
             probs /= np.maximum(probs.sum(1, keepdims=True), 1e-12)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..checkpoint import DiskFull, disk_error
 from ..errors import ConvclassError
+from ..safeio import Refused, read_regular
 
 __all__ = ["new_run_dir", "finished", "saved_test_metrics", "discard_unsaved", "disk_full"]
 
@@ -45,9 +46,16 @@ def finished(run_dir: Path, ckpt: dict, cfg) -> str | None:
 
 
 def saved_test_metrics(run_dir: Path) -> dict | None:
+    """test_metrics.json of a run folder (which may come from anywhere: read bounded, a FIFO or device refused
+    in one line rather than read or later written to), or None when it is missing or unreadable as JSON."""
+    path = run_dir / "test_metrics.json"
+    if not path.exists():
+        return None
     try:
-        return json.loads((run_dir / "test_metrics.json").read_text())
-    except (OSError, ValueError):
+        return json.loads(read_regular(path))
+    except Refused as e:
+        raise ConvclassError(f"{path}: {e}; move it away and run the command again") from None
+    except ValueError:
         return None
 
 

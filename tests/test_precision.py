@@ -26,6 +26,7 @@ TINY = dict(model="cnn3", model_args={"width": 0.125}, epochs=1, batch_size=8, l
 def flags(monkeypatch):
     """Pretend the CPU reports these /proc/cpuinfo flags."""
     def use(*names: str) -> None:
+        monkeypatch.delenv("CONVCLASS_CPU_BF16", raising=False)
         monkeypatch.setattr(P, "cpu_flags", lambda: frozenset(names))
     return use
 
@@ -204,3 +205,11 @@ def test_predict_and_evaluate_take_precision(cli, trained_run, rgb_folder, tmp_p
     monkeypatch.setattr(ev, "load_model", spy)
     assert_one_line_error(cli("evaluate", trained_run.run_dir, "--precision", "bf16"), "stopped by the test")
     assert asked == ["bf16"]
+
+
+def test_env_hides_bf16_units_from_auto(flags, monkeypatch):
+    flags("avx512_bf16")
+    assert P.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setenv("CONVCLASS_CPU_BF16", "0")
+    assert P.resolve_precision("auto", "cpu") == "fp32"
+    assert P.resolve_precision("bf16", "cpu") == "bf16"  # asked for by name, still given

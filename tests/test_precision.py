@@ -212,4 +212,7 @@ def test_env_hides_bf16_units_from_auto(flags, monkeypatch):
     assert P.resolve_precision("auto", "cpu") == "bf16"
     monkeypatch.setenv("CONVCLASS_CPU_BF16", "0")
     assert P.resolve_precision("auto", "cpu") == "fp32"
-    assert P.resolve_precision("bf16", "cpu") == "bf16"  # asked for by name, still given
+    assert "CONVCLASS_CPU_BF16=0" in P.describe_precision("auto", "fp32", "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the units are there: no "emulated, slow" warning
+        assert P.resolve_precision("bf16", "cpu") == "bf16"  # asked for by name, still given

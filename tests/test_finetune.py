@@ -78,6 +78,15 @@ def test_fine_tune_stages_then_all_layers(folders, run_a, tmp_path):
     assert not torch.equal(seen[2][conv], a[conv]), "the all-layers stage left the backbone untouched"
 
 
+def test_logged_lr_is_the_rate_lr_names_with_lr_decay(folders, run_a, tmp_path):
+    """With --lr-decay the first parameter group is the stem's (lr x d^k): the epoch line and metrics.csv showed
+    that rate (5e-5 for a fine-tune run at --lr 2e-3); they show the head's, the one the user typed."""
+    res = train(data=str(folders / "B"), model="cnn3", epochs=1, lr=0.01, lr_decay=0.3, weights=str(run_a),
+                runs_dir=str(tmp_path), data_root=str(tmp_path / "cache"), **TINY)
+    assert res.history[0]["lr"] == pytest.approx(0.01)  # no schedule: the rate stays at --lr
+    assert res.config.lr_decay == 0.3
+
+
 def test_freeze_bn_keeps_running_stats(folders, run_a, tmp_path):
     res = train(data=str(folders / "B"), model="cnn3", epochs=1, lr=0.01, weights=str(run_a), freeze_bn=True,
                 runs_dir=str(tmp_path), data_root=str(tmp_path / "cache"), **TINY)
@@ -101,6 +110,8 @@ def test_discriminative_learning_rates():
     assert lrs[-1] == pytest.approx(0.1) and lrs[0] == pytest.approx(0.1 * 0.5 ** (len(layer_groups(model)) - 1))
     head_ids = {id(p) for p in model.head.parameters()}
     assert all(g["lr"] == pytest.approx(0.1) for g in opt.param_groups if id(g["params"][0]) in head_ids)
+    # each group knows its share of --lr, so the epoch line and metrics.csv can show the head's rate
+    assert all(g["lr"] / g["lr_scale"] == pytest.approx(0.1) for g in opt.param_groups)
     # one-cycle must keep the per-group ratios (it used to force one max_lr on every group)
     sched, _ = build_scheduler(opt, "onecycle", epochs=1, steps_per_epoch=10, lr=0.1)
     peaks = sorted(g["max_lr"] for g in opt.param_groups)

@@ -225,8 +225,9 @@ def regroup_optimizer(opt: torch.optim.Optimizer, model: nn.Module, cfg: TrainCo
         lr = cfg.lr * cfg.lr_decay ** k
         decay = [p for p in params if p.ndim > 1]    # same rule as optim.py: no decay on biases and norms
         no_decay = [p for p in params if p.ndim <= 1]
-        out += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+        # lr_scale lets the log show the rate --lr names (the head's) whichever group it reads
+        out += [{"params": decay, "lr": lr, "weight_decay": cfg.weight_decay, "lr_scale": cfg.lr_decay ** k},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0, "lr_scale": cfg.lr_decay ** k}]
     # Some defaults are derived, not constructor arguments (AdamW's decoupled_weight_decay): keep only those.
     accepted = inspect.signature(type(opt)).parameters
     return type(opt)([g for g in reversed(out) if g["params"]],

@@ -35,7 +35,9 @@ def fit(state: TrainState, hooks: list[Hook]) -> list[dict]:
                 val, _ = validate(state.eval_model, state.data.val, state.data, state.device, state.eval_batch_size,
                                   state.ctx, precision=state.precision,
                                   progress=lambda done, total: call(hooks, "on_val_progress", state, done, total))
-            lr = state.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            # the rate this epoch trained with, as --lr names it: with --lr-decay group 0 is the stem's, lr x d^k
+            group = state.optimizer.param_groups[0]
+            lr = group["lr"] / group.get("lr_scale", 1.0)
             if state.when == "epoch":
                 state.scheduler.step()
             elif state.when == "plateau" and state.validated:
